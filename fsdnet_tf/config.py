@@ -1,0 +1,445 @@
+"""Typed, strict configuration.
+
+One YAML file (a shipped name such as ``frappe`` or a path) describes a dataset,
+a model and a training run. Every key is checked against the dataclasses below:
+unknown keys, wrong types and inconsistent values raise :class:`ConfigError`
+with the dotted path of the offending key, so a typo never silently falls back
+to a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+import yaml
+
+SHIPPED_CONFIG_DIR = pathlib.Path(__file__).parent / "configs"
+SPLITS = ("train", "valid", "test")
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown, mistyped or inconsistent."""
+
+
+@dataclass(frozen=True)
+class ColumnConfig:
+    """One column of the raw data, in file order.
+
+    kind: ``categorical`` (string token), ``integer`` (Criteo-style integer turned
+    into a token by SPEC §5), ``label`` or ``ignore``.
+    """
+    name: str
+    kind: Literal["categorical", "integer", "label", "ignore"]
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """How a raw label value becomes 0/1.
+
+    Either explicit value lists (``positive``/``negative``) or a numeric
+    ``threshold`` (value >= threshold is positive). Anything else is a bad row.
+    """
+    positive: tuple[str, ...] = ()
+    negative: tuple[str, ...] = ()
+    threshold: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Where train/valid/test come from: separate ``files`` or one ``source``
+    split by seeded ``ratios``. Paths are relative to ``--data-dir``."""
+    files: Optional[dict[str, str]] = None
+    source: Optional[str] = None
+    ratios: Optional[tuple[float, float, float]] = None
+    seed: int = 2023
+
+
+@dataclass(frozen=True)
+class MovieLensConfig:
+    """MovieLens-1M ``.dat`` join: ratings are the rows, users/movies are joined."""
+    ratings: str = "ratings.dat"
+    users: str = "users.dat"
+    movies: str = "movies.dat"
+    encoding: str = "latin-1"
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """The built-in generated dataset (see fsdnet_tf.data.synthetic)."""
+    rows: int = 60000
+    fields: int = 8
+    seed: int = 7
+    min_cardinality: int = 20
+    max_cardinality: int = 2000
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str
+    format: Literal["csv", "tsv", "criteo", "libsvm", "movielens", "synthetic"]
+    columns: tuple[ColumnConfig, ...] = ()
+    label: LabelConfig = LabelConfig(positive=("1",), negative=("0",))
+    header: bool = False
+    delimiter: Optional[str] = None
+    min_frequency: int = 2
+    num_oov_buckets: int = 1
+    splits: SplitConfig = SplitConfig()
+    field_map: Optional[dict[str, tuple[int, int]]] = None
+    movielens: Optional[MovieLensConfig] = None
+    synthetic: Optional[SyntheticConfig] = None
+
+    @property
+    def feature_columns(self) -> tuple[ColumnConfig, ...]:
+        return tuple(c for c in self.columns if c.kind in ("categorical", "integer"))
+
+    @property
+    def label_column(self) -> str:
+        return next(c.name for c in self.columns if c.kind == "label")
+
+    @property
+    def field_delimiter(self) -> str:
+        if self.delimiter is not None:
+            return self.delimiter
+        return "," if self.format in ("csv", "synthetic") else "\t"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    type: Literal["fsdnet", "dcnv2"] = "fsdnet"
+    embedding_dim: int = 16
+    embedding_l2: float = 1e-5
+    cross_layers: int = 3
+    projection_dim: Optional[int] = None
+    deep_units: tuple[int, ...] = (400, 400, 400)
+    batch_norm: bool = True
+    dropout: float = 0.2
+    fusion: Literal["concat", "hadamard", "add", "attention", "none"] = "concat"
+    alpha: float = 0.5
+    temperature: float = 1.0
+    beta: float = 0.01
+    distill: Literal["full", "no_soft_labels", "no_hint"] = "full"
+    kd_variant: Literal["bernoulli", "reference"] = "bernoulli"
+    detach_teacher: bool = False
+
+    @property
+    def num_layers(self) -> int:
+        return self.cross_layers
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 4096
+    eval_batch_size: int = 20000
+    learning_rate: float = 1e-3
+    adam_beta_1: float = 0.9
+    adam_beta_2: float = 0.999
+    adam_epsilon: float = 1e-8
+    clip_norm: float = 10.0
+    max_epochs: int = 100
+    patience: int = 2
+    lr_decay: float = 0.1
+    min_lr: float = 1e-6
+    min_delta: float = 1e-6
+    in_memory: bool = True
+    shuffle_buffer: int = 1_000_000
+    label_noise: float = 0.0
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    max_steps_per_epoch: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Config:
+    dataset: DatasetConfig
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    seed: int = 2023
+
+
+# --------------------------------------------------------------------------- parsing
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _convert(value: Any, tp: Any, path: str) -> Any:
+    """Convert a YAML value to ``tp`` strictly, naming ``path`` on failure."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0], path)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(repr, args))}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
+        return _build(tp, value, path)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{path}: expected {len(args)} items, got {len(value)}")
+        return tuple(_convert(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
+        key_tp, val_tp = args
+        return {_convert(k, key_tp, path): _convert(v, val_tp, f"{path}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return str(value)
+    raise TypeError(f"unsupported config type {_type_name(tp)} at {path}")
+
+
+def _build(cls: type, data: dict, path: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f"{path}." if path else ""
+        raise ConfigError(f"unknown key '{where}{unknown[0]}' (known keys: {', '.join(sorted(fields))})")
+    kwargs = {}
+    for name, f in fields.items():
+        key_path = f"{path}.{name}" if path else name
+        if name in data:
+            kwargs[name] = _convert(data[name], hints[name], key_path)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"missing required key '{key_path}'")
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain YAML-serialisable form of a config object (tuples become lists)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (tuple, list)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+# --------------------------------------------------------------------------- validation
+
+CRITEO_COLUMNS = (
+    (ColumnConfig("label", "label"),)
+    + tuple(ColumnConfig(f"I{i}", "integer") for i in range(1, 14))
+    + tuple(ColumnConfig(f"C{i}", "categorical") for i in range(1, 27)))
+MOVIELENS_COLUMNS = (
+    ColumnConfig("rating", "label"), ColumnConfig("user_id", "categorical"),
+    ColumnConfig("movie_id", "categorical"), ColumnConfig("gender", "categorical"),
+    ColumnConfig("age", "categorical"), ColumnConfig("occupation", "categorical"),
+    ColumnConfig("zip", "categorical"), ColumnConfig("genres", "categorical"))
+
+
+def _with_format_defaults(ds: DatasetConfig) -> DatasetConfig:
+    """Fill the columns a fixed format implies; a given list must agree with it."""
+    fixed = {"criteo": CRITEO_COLUMNS, "movielens": MOVIELENS_COLUMNS}.get(ds.format)
+    if fixed is not None:
+        if not ds.columns:
+            ds = dataclasses.replace(ds, columns=fixed)
+        elif len(ds.columns) != len(fixed):
+            raise ConfigError(f"dataset.columns: format {ds.format} has {len(fixed)} columns, "
+                              f"the config lists {len(ds.columns)}")
+    if ds.format == "synthetic":
+        syn = ds.synthetic or SyntheticConfig()
+        cols = ((ColumnConfig("label", "label"),)
+                + tuple(ColumnConfig(f"f{i}", "categorical") for i in range(syn.fields)))
+        ds = dataclasses.replace(ds, synthetic=syn, columns=ds.columns or cols)
+    if ds.format == "movielens" and ds.movielens is None:
+        ds = dataclasses.replace(ds, movielens=MovieLensConfig())
+    return ds
+
+
+def validate_dataset(ds: DatasetConfig) -> DatasetConfig:
+    ds = _with_format_defaults(ds)
+    names = [c.name for c in ds.columns]
+    if not names:
+        raise ConfigError("dataset.columns: at least one column is required")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"dataset.columns: column name '{dupes[0]}' appears twice")
+    labels = [c.name for c in ds.columns if c.kind == "label"]
+    if len(labels) != 1:
+        raise ConfigError(f"dataset.columns: exactly one column must have kind label, found {len(labels)}")
+    if not ds.feature_columns:
+        raise ConfigError("dataset.columns: no categorical or integer feature column")
+    for c in ds.feature_columns:
+        if not c.name.replace("_", "").isalnum():
+            raise ConfigError(f"dataset.columns: feature name '{c.name}' must be letters, digits and _")
+    lab = ds.label
+    if lab.threshold is None and not (lab.positive and lab.negative):
+        raise ConfigError("dataset.label: give both 'positive' and 'negative' value lists, or 'threshold'")
+    if lab.threshold is not None and (lab.positive or lab.negative):
+        raise ConfigError("dataset.label: 'threshold' excludes 'positive'/'negative' lists")
+    if set(lab.positive) & set(lab.negative):
+        raise ConfigError("dataset.label: a value is listed as both positive and negative")
+    if ds.min_frequency < 1:
+        raise ConfigError("dataset.min_frequency: must be >= 1")
+    if ds.num_oov_buckets < 1:
+        raise ConfigError("dataset.num_oov_buckets: must be >= 1 (0 would map unseen values to -1)")
+    if ds.format == "libsvm":
+        if not ds.field_map:
+            raise ConfigError("dataset.field_map: required for format libsvm (field -> [first, last] index)")
+        for name, (lo, hi) in ds.field_map.items():
+            if name not in names:
+                raise ConfigError(f"dataset.field_map.{name}: not a column in dataset.columns")
+            if lo > hi:
+                raise ConfigError(f"dataset.field_map.{name}: first index {lo} > last index {hi}")
+        missing = [c.name for c in ds.feature_columns if c.name not in ds.field_map]
+        if missing:
+            raise ConfigError(f"dataset.field_map: no index range for feature '{missing[0]}'")
+        if any(c.kind == "integer" for c in ds.feature_columns):
+            raise ConfigError("dataset.columns: format libsvm carries categorical features only")
+    elif ds.field_map is not None:
+        raise ConfigError("dataset.field_map: only used with format libsvm")
+    if ds.delimiter is not None and ds.format not in ("csv", "tsv"):
+        raise ConfigError(f"dataset.delimiter: not used with format {ds.format}")
+    if ds.header and ds.format not in ("csv", "tsv"):
+        raise ConfigError(f"dataset.header: format {ds.format} has no header line")
+    sp = ds.splits
+    if ds.format == "synthetic":
+        if sp.files is not None or sp.source is not None:
+            raise ConfigError("dataset.splits: the synthetic dataset is generated; give only 'ratios' and 'seed'")
+        if sp.ratios is None:
+            ds = dataclasses.replace(ds, splits=dataclasses.replace(sp, ratios=(0.8, 0.1, 0.1)))
+    elif ds.format == "movielens":
+        if sp.files is not None or sp.source is not None or sp.ratios is None:
+            raise ConfigError("dataset.splits: format movielens splits its ratings file by 'ratios'")
+    elif (sp.files is None) == (sp.source is None):
+        raise ConfigError("dataset.splits: give either 'files' (train/valid/test) or 'source' with 'ratios'")
+    if sp.files is not None and sorted(sp.files) != sorted(SPLITS):
+        raise ConfigError(f"dataset.splits.files: needs exactly the keys {', '.join(SPLITS)}")
+    if sp.source is not None and sp.ratios is None:
+        raise ConfigError("dataset.splits.ratios: required with 'source'")
+    ratios = ds.splits.ratios
+    if ratios is not None and (min(ratios) < 0 or abs(sum(ratios) - 1.0) > 1e-9 or ratios[0] == 0):
+        raise ConfigError(f"dataset.splits.ratios: {list(ratios)} must be non-negative, sum to 1, train > 0")
+    return ds
+
+
+def validate_model(m: ModelConfig) -> ModelConfig:
+    if m.cross_layers < 1:
+        raise ConfigError("model.cross_layers: must be >= 1")
+    if len(m.deep_units) != m.cross_layers:
+        raise ConfigError(
+            f"model.deep_units: {len(m.deep_units)} deep layers but model.cross_layers is "
+            f"{m.cross_layers}; fusion pairs layer l of each, so the counts must be equal")
+    if len(set(m.deep_units)) != 1:
+        raise ConfigError(f"model.deep_units: widths {list(m.deep_units)} differ; the hint loss "
+                          "compares fused vectors of every layer, so all widths must be equal")
+    if m.deep_units[0] < 1 or m.embedding_dim < 1:
+        raise ConfigError("model.deep_units / model.embedding_dim: must be positive")
+    if m.projection_dim is not None and m.projection_dim < 1:
+        raise ConfigError("model.projection_dim: must be >= 1 or null (full rank)")
+    if not 0.0 <= m.dropout < 1.0:
+        raise ConfigError("model.dropout: must be in [0, 1)")
+    if not 0.0 <= m.alpha <= 1.0:
+        raise ConfigError("model.alpha: must be in [0, 1]")
+    if m.temperature <= 0:
+        raise ConfigError("model.temperature: must be > 0")
+    if m.beta < 0 or m.embedding_l2 < 0:
+        raise ConfigError("model.beta / model.embedding_l2: must be >= 0")
+    if m.type == "dcnv2" and m.fusion != "concat":
+        raise ConfigError("model.fusion: the DCNv2 baseline has one head on concat(c_L, h_L); "
+                          "fusion must stay 'concat'")
+    return m
+
+
+def validate_train(t: TrainConfig) -> TrainConfig:
+    for key in ("batch_size", "eval_batch_size", "max_epochs", "patience", "shuffle_buffer"):
+        if getattr(t, key) < 1:
+            raise ConfigError(f"train.{key}: must be >= 1")
+    if t.learning_rate <= 0 or t.min_lr <= 0 or t.min_lr > t.learning_rate:
+        raise ConfigError("train.learning_rate / train.min_lr: need 0 < min_lr <= learning_rate")
+    if not 0 < t.lr_decay <= 1:
+        raise ConfigError("train.lr_decay: must be in (0, 1]")
+    if not 0.0 <= t.label_noise < 0.5:
+        raise ConfigError("train.label_noise: must be in [0, 0.5)")
+    if t.clip_norm <= 0:
+        raise ConfigError("train.clip_norm: must be > 0")
+    if t.max_steps_per_epoch is not None and t.max_steps_per_epoch < 1:
+        raise ConfigError("train.max_steps_per_epoch: must be >= 1 or null")
+    return t
+
+
+def config_from_dict(data: dict) -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError("the configuration must be a mapping with keys dataset, model, train, seed")
+    cfg = _build(Config, data, "")
+    return dataclasses.replace(cfg, dataset=validate_dataset(cfg.dataset),
+                               model=validate_model(cfg.model), train=validate_train(cfg.train))
+
+
+def shipped_config_names() -> list[str]:
+    return sorted(p.stem for p in SHIPPED_CONFIG_DIR.glob("*.yaml"))
+
+
+def resolve_config_path(name_or_path: str) -> pathlib.Path:
+    path = pathlib.Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        return path
+    shipped = SHIPPED_CONFIG_DIR / f"{name_or_path}.yaml"
+    if not shipped.is_file():
+        raise ConfigError(f"unknown config '{name_or_path}': not a file and not one of "
+                          f"{', '.join(shipped_config_names())}")
+    return shipped
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``key.sub=value`` overrides (value parsed as YAML) to a raw config dict."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: '{part}' is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def load_config(name_or_path: str, overrides: Optional[list[str]] = None) -> Config:
+    path = resolve_config_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    return config_from_dict(apply_overrides(data, list(overrides or [])))
+
+
+def dump_config(cfg: Any) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def dataset_from_yaml(text: str) -> DatasetConfig:
+    return validate_dataset(_build(DatasetConfig, yaml.safe_load(text), "dataset"))

@@ -1,0 +1,486 @@
+"""The tf.Transform pipeline: raw logs → vocabulary-encoded TFRecords + transform graph.
+
+Output layout (``--output DIR``)::
+
+    transform_fn/ transformed_metadata/   tf.Transform graph (vocabularies in assets/)
+    raw_metadata/                         schema of the raw features
+    data/{train,valid,test}-*.tfrecord.gz transformed tf.Examples
+    dead_letter/{split}-*.jsonl           rejected rows: reason and the raw line
+    config.yaml                           the resolved dataset config
+    stats.json                            counts, vocabulary sizes, OOV rates, timing
+
+Everything is written under a temporary sibling directory that is renamed into
+place only after the run succeeded, so an interrupted run never leaves output
+that looks complete. Vocabularies are fitted on train only.
+"""
+from __future__ import annotations
+
+from fsdnet_tf import _env  # noqa: F401  (before TensorFlow)
+
+import argparse
+import base64
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from typing import Iterator, Optional
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
+
+from fsdnet_tf.config import SPLITS, ConfigError, DatasetConfig, dump_config, load_config
+from fsdnet_tf.data import readers, synthetic
+from fsdnet_tf.features import LABEL_KEY, FeatureContract, vocabulary_name
+
+log = logging.getLogger("fsdnet_tf.transform")
+
+# Named explicitly: Beam's DirectRunner first tries to download a Prism binary. On 2
+# cores the in-process runner beat 2 worker threads and 2 processes (benchmarks/);
+# TensorFlow's kernels inside tf.Transform still use both cores.
+DEFAULT_LOCAL_RUNNER = ["--runner=FnApiRunner"]
+PARSE_BATCH_SIZE = 8192
+RANGE_BYTES = 8 << 20
+METRIC_NAMESPACE = "fsdnet_transform"
+
+
+class DataError(ValueError):
+    """The input data cannot be processed as configured (missing, empty, mismatched)."""
+
+
+# --------------------------------------------------------------------------- inputs
+
+def _expand(data_dir: str, relative: str) -> list[str]:
+    pattern = relative if FileSystems.join(data_dir, relative) == relative else FileSystems.join(data_dir, relative)
+    matches = FileSystems.match([pattern])[0].metadata_list
+    if not matches:
+        raise DataError(f"input file {pattern} does not exist")
+    return sorted(m.path for m in matches)
+
+
+def _first_line(path: str) -> bytes:
+    with FileSystems.open(path) as handle:
+        return handle.readline()
+
+
+def check_input_files(ds: DatasetConfig, paths: list[str]) -> None:
+    """Fail fast, naming the file, on empty files and header/config mismatches."""
+    for path in paths:
+        first = _first_line(path)
+        if not first.strip():
+            raise DataError(f"input file {path} is empty")
+        if ds.header:
+            header = first.decode("utf-8", "replace").rstrip("\r\n").split(ds.field_delimiter)
+            expected = [c.name for c in ds.columns]
+            if [h.strip().strip('"') for h in header] != expected:
+                raise DataError(f"{path}: header {header} does not match dataset.columns {expected}")
+
+
+def split_of(line: bytes, seed: int, ratios: tuple[float, float, float]) -> int:
+    """Seeded, stateless assignment of a raw line to train/valid/test."""
+    digest = hashlib.blake2b(line, digest_size=8, key=str(seed).encode()).digest()
+    u = int.from_bytes(digest, "little") / 2.0 ** 64
+    return 0 if u < ratios[0] else (1 if u < ratios[0] + ratios[1] else 2)
+
+
+def byte_ranges(path: str, range_bytes: int = RANGE_BYTES) -> list[tuple[str, int, int]]:
+    """Split a file into byte ranges that workers read independently.
+
+    Compressed files cannot be entered mid-stream, so they are one range.
+    """
+    size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+    if CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED:
+        return [(path, 0, -1)]
+    return [(path, start, min(start + range_bytes, size)) for start in range(0, size, range_bytes)]
+
+
+def read_range(path: str, start: int, end: int, skip_header: bool) -> Iterator[bytes]:
+    """Lines that *start* inside [start, end) (end -1: to the end of the file)."""
+    with FileSystems.open(path) as handle:
+        position = start
+        if start > 0:
+            # The line that straddles `start` belongs to the previous range.
+            handle.seek(start - 1)
+            position = start - 1 + len(handle.readline())
+        elif skip_header:
+            position += len(handle.readline())
+        while end < 0 or position < end:
+            line = handle.readline()
+            if not line:
+                break
+            position += len(line)
+            yield line.rstrip(b"\r\n")
+
+
+class ParseLines(beam.DoFn):
+    """Raw lines → Arrow RecordBatches per split; bad rows → dead letters per split.
+
+    Input elements are read tasks: ``(path, start, end)`` byte ranges of a file, or
+    ``("synthetic", chunk)``. With a ratio split each line is assigned to its split
+    here; otherwise the whole input belongs to ``split``.
+    """
+
+    def __init__(self, ds: DatasetConfig, contract: FeatureContract, split: Optional[str],
+                 movielens_tables: Optional[tuple[dict, dict]]):
+        self.ds, self.contract, self.split = ds, contract, split
+        self.movielens_tables = movielens_tables
+        self.read = {s: Metrics.counter(METRIC_NAMESPACE, f"read.{s}") for s in SPLITS}
+        self.rejected = {s: Metrics.counter(METRIC_NAMESPACE, f"rejected.{s}") for s in SPLITS}
+
+    def setup(self):
+        self.parse = readers.make_parser(self.ds, self.movielens_tables)
+        self.schema = arrow_schema(self.contract)
+        self.generating_model = (synthetic.generating_model(self.ds.synthetic)
+                                 if self.ds.format == "synthetic" else None)
+
+    def _lines(self, task) -> Iterator[bytes]:
+        if task[0] == "synthetic":
+            return iter(synthetic.chunk_lines(self.ds.synthetic, task[1], self.generating_model))
+        path, start, end = task
+        return read_range(path, start, end, self.ds.header)
+
+    def process(self, task):
+        sp = self.ds.splits
+        buffers = {s: ([[] for _ in self.contract.fields], []) for s in SPLITS}
+        read = dict.fromkeys(SPLITS, 0)
+        rejected = dict.fromkeys(SPLITS, 0)
+        for line in self._lines(task):
+            split = self.split or SPLITS[split_of(line, sp.seed, sp.ratios)]
+            read[split] += 1
+            try:
+                values, label = self.parse(line)
+            except readers.BadRow as err:
+                rejected[split] += 1
+                yield beam.pvalue.TaggedOutput(f"dead_{split}", dead_letter_record(split, str(err), line))
+                continue
+            columns, labels = buffers[split]
+            for column, value in zip(columns, values):
+                column.append(value)
+            labels.append(label)
+            if len(labels) >= PARSE_BATCH_SIZE:
+                yield beam.pvalue.TaggedOutput(f"rows_{split}", self._record_batch(*buffers[split]))
+                buffers[split] = ([[] for _ in self.contract.fields], [])
+        for split in SPLITS:
+            if buffers[split][1]:
+                yield beam.pvalue.TaggedOutput(f"rows_{split}", self._record_batch(*buffers[split]))
+            self.read[split].inc(read[split])
+            self.rejected[split].inc(rejected[split])
+
+    def _record_batch(self, columns: list[list[str]], labels: list[int]) -> pa.RecordBatch:
+        offsets = pa.array(np.arange(len(labels) + 1, dtype=np.int64))
+        arrays = [pa.LargeListArray.from_arrays(offsets, pa.array(col, pa.large_binary())) for col in columns]
+        arrays.append(pa.LargeListArray.from_arrays(offsets, pa.array(labels, pa.int64())))
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+
+def read_and_parse(pipeline, ds: DatasetConfig, data_dir: Optional[str], contract: FeatureContract,
+                   movielens_tables) -> tuple[dict, dict]:
+    """Parsed RecordBatch and dead-letter PCollections per split."""
+    tags = [f"{kind}_{s}" for kind in ("rows", "dead") for s in SPLITS]
+    sp = ds.splits
+    if sp.files is not None:
+        sources = {split: _expand(data_dir, sp.files[split]) for split in SPLITS}
+    elif ds.format == "synthetic":
+        sources = {None: [("synthetic", c) for c in range(synthetic.chunk_count(ds.synthetic))]}
+    else:
+        sources = {None: _expand(data_dir, ds.movielens.ratings if ds.format == "movielens" else sp.source)}
+    rows, dead = {}, {}
+    for split, paths in sources.items():
+        name = split or "all"
+        if ds.format == "synthetic":
+            tasks = pipeline | f"Tasks{name}" >> beam.Create(paths)
+        else:
+            check_input_files(ds, paths)
+            tasks = pipeline | f"Tasks{name}" >> beam.Create(
+                [task for path in paths for task in byte_ranges(path)])
+        outputs = (tasks | f"Reshuffle{name}" >> beam.Reshuffle()
+                   | f"Parse{name}" >> beam.ParDo(ParseLines(ds, contract, split, movielens_tables))
+                   .with_outputs(*tags))
+        for s in SPLITS if split is None else [split]:
+            rows[s], dead[s] = outputs[f"rows_{s}"], outputs[f"dead_{s}"]
+    return rows, dead
+
+
+def load_movielens_tables(ds: DatasetConfig, data_dir: str) -> tuple[dict, dict]:
+    ml = ds.movielens
+    tables = []
+    for name, width in ((ml.users, 5), (ml.movies, 3)):
+        path = _expand(data_dir, name)[0]
+        with FileSystems.open(path) as handle:
+            lines = handle.read().splitlines()
+        if not lines:
+            raise DataError(f"input file {path} is empty")
+        try:
+            tables.append(readers.read_movielens_table(lines, ml.encoding, width, path))
+        except ValueError as err:
+            raise DataError(str(err)) from None
+    return tables[0], tables[1]
+
+
+# --------------------------------------------------------------------------- parsing
+
+def arrow_schema(contract: FeatureContract) -> pa.Schema:
+    return pa.schema([(f, pa.large_list(pa.large_binary())) for f in contract.fields]
+                     + [(LABEL_KEY, pa.large_list(pa.int64()))])
+
+
+def dead_letter_record(split: str, reason: str, raw: bytes) -> str:
+    record = {"split": split, "reason": reason, "line": raw.decode("utf-8", "backslashreplace")}
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        record["raw_base64"] = base64.b64encode(raw).decode("ascii")
+    return json.dumps(record, ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------- outputs
+
+def vocabulary_sizes(transform_fn_dir: str, contract: FeatureContract) -> dict[str, int]:
+    """Count the lines of each vocabulary asset of a (possibly temporary) transform graph."""
+    sizes = {}
+    for field in contract.fields:
+        with FileSystems.open(FileSystems.join(transform_fn_dir, "assets", vocabulary_name(field))) as handle:
+            sizes[field] = sum(1 for _ in handle)
+    return sizes
+
+
+class EncodeAndWrite(beam.DoFn):
+    """Transformed RecordBatches → gzipped TFRecord files of tf.Examples, one per bundle.
+
+    Records are written by TensorFlow's C++ writer, not as one Beam element each
+    (which cost more than everything else together). Each bundle writes a
+    temporary file and emits its path; only paths of committed bundles reach
+    :func:`finalize_shards`, so a retried bundle cannot duplicate rows. Also
+    counts written rows and OOV ids per field.
+    """
+
+    def __init__(self, split: str, contract: FeatureContract, transformed_schema, directory: str):
+        self.split, self.contract, self.directory = split, contract, directory
+        self.transformed_schema = transformed_schema
+        self.written = Metrics.counter(METRIC_NAMESPACE, f"written.{split}")
+        self.oov = {f: Metrics.counter(METRIC_NAMESPACE, f"oov.{split}.{f}") for f in contract.fields}
+
+    def setup(self):
+        from tfx_bsl.coders.example_coder import RecordBatchToExamplesEncoder
+        self.encoder = RecordBatchToExamplesEncoder(self.transformed_schema)
+
+    def start_bundle(self):
+        self.writer, self.path = None, None
+
+    def process(self, batch_and_passthrough, vocab_sizes):
+        import tensorflow as tf
+        batch = batch_and_passthrough[0]
+        for field in self.contract.fields:
+            ids = batch.column(batch.schema.get_field_index(field)).flatten().to_numpy()
+            self.oov[field].inc(int(np.count_nonzero(ids >= vocab_sizes[field])))
+        if self.writer is None:
+            self.path = FileSystems.join(self.directory, f".{self.split}-{uuid.uuid4().hex}.tfrecord.gz")
+            self.writer = tf.io.TFRecordWriter(self.path, options="GZIP")
+        for record in self.encoder.encode(batch):
+            self.writer.write(record)
+        self.written.inc(batch.num_rows)
+
+    def finish_bundle(self):
+        if self.writer is not None:
+            self.writer.close()
+            yield WindowedValue(self.path, MIN_TIMESTAMP, [GlobalWindow()])
+
+
+def finalize_shards(temp_paths: list[str], directory: str, split: str) -> None:
+    """Rename committed temporary files to ``{split}-NNNNN-of-MMMMM.tfrecord.gz``."""
+    total = len(temp_paths)
+    FileSystems.rename(sorted(temp_paths), [
+        FileSystems.join(directory, f"{split}-{i:05d}-of-{total:05d}.tfrecord.gz") for i in range(total)])
+
+
+# --------------------------------------------------------------------------- pipeline
+
+def build_and_run(ds: DatasetConfig, data_dir: Optional[str], work_dir: str,
+                  beam_args: list[str]) -> dict:
+    """Build and run the pipeline writing into ``work_dir``; return the metric counts."""
+    import tensorflow_transform.beam as tft_beam
+    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+    from tfx_bsl.public import tfxio
+
+    from fsdnet_tf.data.preprocessing import make_preprocessing_fn
+
+    contract = FeatureContract.from_dataset(ds)
+    raw_schema = schema_utils.schema_from_feature_spec(contract.raw_feature_spec())
+    tensor_adapter_config = tfxio.TensorAdapterConfig(arrow_schema(contract),
+                                                      _dense_representations(contract))
+    movielens_tables = load_movielens_tables(ds, data_dir) if ds.format == "movielens" else None
+    options = PipelineOptions(beam_args)
+    data_dir_out = os.path.join(work_dir, "data")
+    FileSystems.mkdirs(data_dir_out)
+    with beam.Pipeline(options=options) as pipeline, tft_beam.Context(
+            temp_dir=os.path.join(work_dir, "tmp"), force_tf_compat_v1=False):
+        parsed, dead_letters = read_and_parse(pipeline, ds, data_dir, contract, movielens_tables)
+        for split in SPLITS:
+            _ = (dead_letters[split]
+                 | f"WriteDeadLetter{split}" >> beam.io.WriteToText(
+                     os.path.join(work_dir, "dead_letter", split), file_name_suffix=".jsonl"))
+
+        preprocessing_fn = make_preprocessing_fn(contract, ds.min_frequency)
+        transform_fn = ((parsed["train"], tensor_adapter_config)
+                        | "Analyze" >> tft_beam.AnalyzeDataset(preprocessing_fn))
+        _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(work_dir)
+        vocab_sizes = beam.pvalue.AsSingleton(
+            transform_fn[0] | "VocabSizes" >> beam.Map(vocabulary_sizes, contract))
+        transformed_schema = schema_utils.schema_from_feature_spec(contract.transformed_feature_spec())
+        for split in SPLITS:
+            transformed, _ = (((parsed[split], tensor_adapter_config), transform_fn)
+                              | f"Transform{split}" >> tft_beam.TransformDataset(output_record_batches=True))
+            _ = (transformed
+                 | f"Write{split}" >> beam.ParDo(
+                     EncodeAndWrite(split, contract, transformed_schema, data_dir_out), vocab_sizes)
+                 | f"Shards{split}" >> beam.combiners.ToList()
+                 | f"Finalize{split}" >> beam.Map(finalize_shards, data_dir_out, split))
+    result = pipeline.result
+    metadata_io.write_metadata(dataset_metadata.DatasetMetadata(raw_schema),
+                               os.path.join(work_dir, "raw_metadata"))
+    counters = result.metrics().query(MetricsFilter().with_namespace(METRIC_NAMESPACE))["counters"]
+    counts = {}
+    for counter in counters:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        counts[counter.key.metric.name] = counts.get(counter.key.metric.name, 0) + value
+    return counts
+
+
+def _dense_representations(contract: FeatureContract) -> dict:
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    reps = {}
+    for name in list(contract.fields) + [LABEL_KEY]:
+        rep = schema_pb2.TensorRepresentation()
+        rep.dense_tensor.column_name = name
+        rep.dense_tensor.shape.SetInParent()
+        reps[name] = rep
+    return reps
+
+
+def make_stats(ds: DatasetConfig, counts: dict, vocab_sizes: dict, seconds: float) -> dict:
+    contract = FeatureContract.from_dataset(ds)
+    splits = {}
+    for split in SPLITS:
+        read, written, rejected = (counts.get(f"{k}.{split}", 0) for k in ("read", "written", "rejected"))
+        if read != written + rejected:
+            raise RuntimeError(f"split {split}: read {read} != written {written} + rejected {rejected}")
+        splits[split] = {"read": read, "written": written, "rejected": rejected}
+    oov = {split: {f: (counts.get(f"oov.{split}.{f}", 0) / splits[split]["written"]
+                       if splits[split]["written"] else 0.0) for f in contract.fields} for split in SPLITS}
+    total = sum(s["read"] for s in splits.values())
+    return {"dataset": ds.name, "splits": splits, "vocab_size": vocab_sizes, "oov_rate": oov,
+            "num_oov_buckets": ds.num_oov_buckets, "min_frequency": ds.min_frequency,
+            "seconds": round(seconds, 3), "rows_per_second": round(total / seconds, 1) if seconds else None}
+
+
+def run_transform(ds: DatasetConfig, data_dir: Optional[str], output: str,
+                  beam_args: Optional[list[str]] = None, overwrite: bool = False) -> dict:
+    """Run the pipeline and atomically publish ``output``; return the stats."""
+    output_path = pathlib.Path(output).resolve()
+    if output_path.exists() and not overwrite:
+        raise DataError(f"output {output_path} already exists (pass --overwrite to replace it)")
+    if ds.format != "synthetic" and not data_dir:
+        raise DataError(f"dataset {ds.name} needs --data-dir")
+    beam_args = list(beam_args or [])
+    if not any(a.startswith("--runner") for a in beam_args):
+        beam_args = DEFAULT_LOCAL_RUNNER + beam_args
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    work_dir = pathlib.Path(tempfile.mkdtemp(prefix=f".{output_path.name}.tmp-", dir=output_path.parent))
+    started = time.perf_counter()
+    try:
+        counts = build_and_run(ds, data_dir, str(work_dir), beam_args)
+        seconds = time.perf_counter() - started
+        shutil.rmtree(work_dir / "tmp", ignore_errors=True)
+        contract = FeatureContract.from_dataset(ds)
+        stats = make_stats(ds, counts, vocabulary_sizes(str(work_dir / "transform_fn"), contract), seconds)
+        for split, figures in stats["splits"].items():
+            if figures["read"] and not figures["written"]:
+                raise DataError(f"all {figures['read']} rows of split {split} were rejected: the data "
+                                f"does not match config {ds.name} (first reasons are in the log above)")
+        (work_dir / "config.yaml").write_text(dump_config(ds))
+        (work_dir / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+        _publish(work_dir, output_path)
+        return stats
+    except BaseException:
+        _log_dead_letters(work_dir)
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+
+
+def _log_dead_letters(work_dir: pathlib.Path, most: int = 3) -> None:
+    shown = 0
+    for path in sorted((work_dir / "dead_letter").glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            if shown < most:
+                log.error("rejected row: %s", line[:300])
+                shown += 1
+
+
+def _publish(work_dir: pathlib.Path, output: pathlib.Path) -> None:
+    if output.exists():
+        trash = output.with_name(f".{output.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(output, trash)
+        os.replace(work_dir, output)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(work_dir, output)
+
+
+# --------------------------------------------------------------------------- CLI
+
+def summary(stats: dict, output: str) -> str:
+    lines = [f"transform of {stats['dataset']} → {output}"]
+    for split, f in stats["splits"].items():
+        oov = np.mean(list(stats["oov_rate"][split].values()))
+        lines.append(f"  {split:5s}  read {f['read']:>9,}  written {f['written']:>9,}  "
+                     f"rejected {f['rejected']:>6,}  mean OOV rate {oov:.4f}")
+    vocab = stats["vocab_size"]
+    lines.append(f"  vocabularies: {len(vocab)} fields, {sum(vocab.values()):,} tokens "
+                 f"(largest {max(vocab, key=vocab.get)}: {max(vocab.values()):,})")
+    lines.append(f"  {stats['seconds']:.1f} s, {stats['rows_per_second']:,.0f} rows/s")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="fsdnet-transform", description=__doc__.split("\n")[0],
+        epilog="Other arguments go to Beam, e.g. --runner=DataflowRunner --project=P --region=R "
+               "--temp_location=gs://B/tmp, or --runner=FlinkRunner --flink_master=HOST:8081. "
+               "Default: the local in-process FnApiRunner.")
+    parser.add_argument("--config", required=True, help="shipped config name or YAML path")
+    parser.add_argument("--data-dir", help="directory holding the raw files named in the config")
+    parser.add_argument("--output", required=True, help="output directory (created atomically)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. dataset.min_frequency=5")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    args, beam_args = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("apache_beam", "absl", "tensorflow", "tensorflow_transform"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        cfg = load_config(args.config, args.set)
+        log.info("transforming %s (%s) → %s", cfg.dataset.name, cfg.dataset.format, args.output)
+        stats = run_transform(cfg.dataset, args.data_dir, args.output, beam_args, args.overwrite)
+    except (ConfigError, DataError) as err:
+        print(f"fsdnet-transform: error: {err}", file=sys.stderr)
+        return 2
+    print(summary(stats, args.output))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="fsdnet_tf",
+    version="0.1.0",
+    description="FSDNet (fusion self-distillation on DCNv2) CTR models: tf.Transform pipeline, "
+                "Keras training, TF Serving export",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["fsdnet_tf", "fsdnet_tf.*", "pipelines", "pipelines.*",
+                                     "serving", "serving.*"]),
+    package_data={"fsdnet_tf": ["configs/*.yaml"], "serving": ["configs/*"]},
+    install_requires=[
+        "tensorflow==2.21.0",
+        "tf-keras==2.21.0",
+        "tensorflow-recommenders==0.7.7",
+        "tensorflow-transform==1.21.0",
+        "tfx-bsl==1.21.0",
+        "apache-beam[gcp]==2.77.0",
+        # tfx-bsl 1.21 requires the 2.19 serving API protos; they speak the same gRPC API.
+        "tensorflow-serving-api==2.19.1",
+        "pandas==3.1.1",
+        "numpy==2.4.6",
+        "pyarrow==25.0.1",
+        "pyyaml==6.0.3",
+        "matplotlib==3.11.2",
+        "grpcio==1.85.1",
+    ],
+    extras_require={"dev": ["pytest==9.2.0", "scipy==1.17.1"]},
+    entry_points={"console_scripts": [
+        "fsdnet-transform=pipelines.transform:main",
+    ]},
+)
