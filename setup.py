@@ -23,10 +23,12 @@ setup(
         "pyarrow==25.0.1",
         "pyyaml==6.0.3",
         "matplotlib==3.11.2",
+        "tensorboard==2.21.0",
         "grpcio==1.85.1",
     ],
     extras_require={"dev": ["pytest==9.2.0", "scipy==1.17.1"]},
     entry_points={"console_scripts": [
         "fsdnet-transform=pipelines.transform:main",
+        "fsdnet-train=fsdnet_tf.training.cli:main",
     ]},
 )

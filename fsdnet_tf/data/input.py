@@ -1,0 +1,95 @@
+"""tf.data input for training and evaluation from the transformed TFRecords."""
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from fsdnet_tf.data.transform_output import TransformDir
+from fsdnet_tf.features import LABEL_KEY
+
+log = logging.getLogger(__name__)
+_READ_BATCH = 50_000
+
+
+def _parsed_dataset(files: list[str], contract, batch_size: int) -> tf.data.Dataset:
+    spec = contract.transformed_feature_spec()
+    return (tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE)
+            .batch(batch_size)
+            .map(lambda records: tf.io.parse_example(records, spec), num_parallel_calls=tf.data.AUTOTUNE))
+
+
+def load_arrays(transform: TransformDir, split: str) -> dict[str, np.ndarray]:
+    """A whole split in memory: {field: int32 ids, label: float32}. Ordered as written."""
+    parts: dict[str, list] = {}
+    for batch in _parsed_dataset(transform.files(split), transform.contract, _READ_BATCH):
+        for key, value in batch.items():
+            parts.setdefault(key, []).append(value.numpy())
+    arrays = {k: np.concatenate(v) for k, v in parts.items()}
+    for field in transform.contract.fields:
+        arrays[field] = arrays[field].astype(np.int32)
+    arrays[LABEL_KEY] = arrays[LABEL_KEY].astype(np.float32)
+    return arrays
+
+
+def flip_labels(labels: np.ndarray, rate: float, seed: int) -> np.ndarray:
+    """Label-noise study: flip each label with probability ``rate`` (seeded)."""
+    if rate == 0:
+        return labels
+    flip = np.random.default_rng([seed, 0x401]).random(labels.shape[0]) < rate
+    return np.where(flip, 1.0 - labels, labels).astype(labels.dtype)
+
+
+class TrainInput:
+    """Per-epoch shuffled training batches, reproducible from (seed, epoch).
+
+    In memory the permutation is drawn with numpy from (seed, epoch); streaming uses a
+    shuffle buffer seeded the same way. Either way an epoch restarted after a crash
+    sees the same batches, which is what makes resume reproducible.
+    """
+
+    def __init__(self, transform: TransformDir, batch_size: int, seed: int, in_memory: bool,
+                 shuffle_buffer: int, label_noise: float = 0.0):
+        self.transform, self.batch_size, self.seed = transform, batch_size, seed
+        self.in_memory, self.shuffle_buffer = in_memory, shuffle_buffer
+        self.arrays: Optional[dict] = None
+        if in_memory:
+            self.arrays = load_arrays(transform, "train")
+            self.arrays[LABEL_KEY] = flip_labels(self.arrays[LABEL_KEY], label_noise, seed)
+            self.num_examples = len(self.arrays[LABEL_KEY])
+        else:
+            if label_noise:
+                raise ValueError("train.label_noise needs train.in_memory: true")
+            self.num_examples = transform.stats["splits"]["train"]["written"]
+
+    def dataset(self, epoch: int, input_context: Optional[tf.distribute.InputContext] = None,
+                max_steps: Optional[int] = None) -> tf.data.Dataset:
+        shards = input_context.num_input_pipelines if input_context else 1
+        index = input_context.input_pipeline_id if input_context else 0
+        batch = (input_context.get_per_replica_batch_size(self.batch_size)
+                 if input_context else self.batch_size)
+        if self.in_memory:
+            order = np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
+            steps = self.num_examples // self.batch_size + (self.num_examples % self.batch_size > 0)
+            # Worker k takes every k-th global batch's slice so that shards stay aligned.
+            take = np.concatenate([order[s * self.batch_size:(s + 1) * self.batch_size][index::shards]
+                                   for s in range(steps)]) if shards > 1 else order
+            ds = tf.data.Dataset.from_tensor_slices({k: v[take] for k, v in self.arrays.items()})
+        else:
+            ds = (tf.data.TFRecordDataset(self.transform.files("train"), compression_type="GZIP")
+                  .shard(shards, index)
+                  .shuffle(self.shuffle_buffer, seed=self.seed * 100_003 + epoch))
+            spec = self.transform.contract.transformed_feature_spec()
+            ds = ds.batch(batch).map(lambda r: tf.io.parse_example(r, spec), num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(_cast_features)
+        if self.in_memory:
+            ds = ds.batch(batch)
+        if max_steps is not None:
+            ds = ds.take(max_steps)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _cast_features(batch: dict) -> dict:
+    return {k: (tf.cast(v, tf.float32) if k == LABEL_KEY else tf.cast(v, tf.int32)) for k, v in batch.items()}
