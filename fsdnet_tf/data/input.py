@@ -73,10 +73,11 @@ class TrainInput:
         if self.in_memory:
             order = np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
             steps = self.num_examples // self.batch_size + (self.num_examples % self.batch_size > 0)
-            # Worker k takes every k-th global batch's slice so that shards stay aligned.
-            take = np.concatenate([order[s * self.batch_size:(s + 1) * self.batch_size][index::shards]
-                                   for s in range(steps)]) if shards > 1 else order
-            ds = tf.data.Dataset.from_tensor_slices({k: v[take] for k, v in self.arrays.items()})
+            # Worker k takes every k-th example of each global batch so that shards stay aligned.
+            batches = [order[s * self.batch_size:(s + 1) * self.batch_size][index::shards] for s in range(steps)]
+            ds = tf.data.Dataset.from_generator(
+                lambda: ({k: v[rows] for k, v in self.arrays.items()} for rows in batches),
+                output_signature={k: tf.TensorSpec([None], tf.as_dtype(v.dtype)) for k, v in self.arrays.items()})
         else:
             ds = (tf.data.TFRecordDataset(self.transform.files("train"), compression_type="GZIP")
                   .shard(shards, index)
@@ -84,8 +85,6 @@ class TrainInput:
             spec = self.transform.contract.transformed_feature_spec()
             ds = ds.batch(batch).map(lambda r: tf.io.parse_example(r, spec), num_parallel_calls=tf.data.AUTOTUNE)
             ds = ds.map(_cast_features)
-        if self.in_memory:
-            ds = ds.batch(batch)
         if max_steps is not None:
             ds = ds.take(max_steps)
         return ds.prefetch(tf.data.AUTOTUNE)
