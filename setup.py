@@ -30,5 +30,9 @@ setup(
     entry_points={"console_scripts": [
         "fsdnet-transform=pipelines.transform:main",
         "fsdnet-train=fsdnet_tf.training.cli:main",
+        "fsdnet-export=serving.export_cli:main",
+        "fsdnet-serve=serving.server:main",
+        "fsdnet-score=serving.client:main",
+        "fsdnet-demo=serving.demo:main",
     ]},
 )

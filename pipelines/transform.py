@@ -6,6 +6,7 @@ Output layout (``--output DIR``)::
     raw_metadata/                         schema of the raw features
     data/{train,valid,test}-*.tfrecord.gz transformed tf.Examples
     dead_letter/{split}-*.jsonl           rejected rows: reason and the raw line
+    raw_sample_test.jsonl                 up to 1000 raw test rows (deterministic sample)
     config.yaml                           the resolved dataset config
     stats.json                            counts, vocabulary sizes, OOV rates, timing
 
@@ -55,6 +56,8 @@ log = logging.getLogger("fsdnet_tf.transform")
 DEFAULT_LOCAL_RUNNER = ["--runner=FnApiRunner"]
 PARSE_BATCH_SIZE = 8192
 RANGE_BYTES = 8 << 20
+RAW_SAMPLE_ROWS = 1000
+RAW_SAMPLE_FILE = "raw_sample_test.jsonl"
 METRIC_NAMESPACE = "fsdnet_transform"
 
 
@@ -238,6 +241,24 @@ def arrow_schema(contract: FeatureContract) -> pa.Schema:
                      + [(LABEL_KEY, pa.large_list(pa.int64()))])
 
 
+def raw_rows(batch: pa.RecordBatch) -> list[dict]:
+    """Parsed raw RecordBatch → rows {field: str, label: int}."""
+    columns = {name: batch.column(i).flatten().to_pylist() for i, name in enumerate(batch.schema.names)}
+    return [{k: (v[i] if k == LABEL_KEY else v[i].decode("utf-8", "backslashreplace"))
+             for k, v in columns.items()} for i in range(batch.num_rows)]
+
+
+def _row_digest(row: dict) -> bytes:
+    return hashlib.blake2b(json.dumps(row, sort_keys=True).encode(), digest_size=8).digest()
+
+
+def write_raw_sample(rows: list[dict], path: str) -> None:
+    """A deterministic sample of raw test rows (for export checks, warmup and examples)."""
+    with FileSystems.create(path) as handle:
+        for row in sorted(rows, key=_row_digest):
+            handle.write((json.dumps(row, sort_keys=True) + "\n").encode())
+
+
 def dead_letter_record(split: str, reason: str, raw: bytes) -> str:
     record = {"split": split, "reason": reason, "line": raw.decode("utf-8", "backslashreplace")}
     try:
@@ -340,6 +361,10 @@ def build_and_run(ds: DatasetConfig, data_dir: Optional[str], work_dir: str,
         _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(work_dir)
         vocab_sizes = beam.pvalue.AsSingleton(
             transform_fn[0] | "VocabSizes" >> beam.Map(vocabulary_sizes, contract))
+        _ = (parsed["test"]
+             | "RawRows" >> beam.FlatMap(raw_rows)
+             | "SampleRaw" >> beam.combiners.Top.Of(RAW_SAMPLE_ROWS, key=_row_digest, reverse=True)
+             | "WriteRawSample" >> beam.Map(write_raw_sample, os.path.join(work_dir, RAW_SAMPLE_FILE)))
         transformed_schema = schema_utils.schema_from_feature_spec(contract.transformed_feature_spec())
         for split in SPLITS:
             transformed, _ = (((parsed[split], tensor_adapter_config), transform_fn)

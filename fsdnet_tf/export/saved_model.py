@@ -1,0 +1,196 @@
+"""Export a trained run as one TF Serving SavedModel scoring raw features (SPEC §8).
+
+The served graph is the tf.Transform graph followed by the trunk and the heads; it
+returns one output, ``probability`` = ŷ (mean of the heads' probabilities), or the
+deepest head alone with ``heads="teacher"``. Per-head logits, fused vectors and the
+loss exist only in training and are not part of it.
+
+Signatures (names in :mod:`fsdnet_tf.features`):
+  serving_default  examples: serialized tf.Example [B] → probability [B]
+  predict_raw      one string tensor [B] per raw feature → probability [B]
+  classification   inputs: serialized tf.Example [B] → classes [B,2], scores [B,2]
+  regression       inputs: serialized tf.Example [B] → outputs [B]
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pathlib
+import shutil
+import uuid
+import numpy as np
+import tensorflow as tf
+
+from fsdnet_tf import features as names
+from fsdnet_tf.data.transform_output import TransformDir
+from fsdnet_tf.features import FeatureContract
+from fsdnet_tf.models import ParallelCTRModel
+
+log = logging.getLogger(__name__)
+
+PARITY_TOLERANCE = 1e-5
+WARMUP_REQUESTS = 20
+METHOD_NAMES = {names.CLASSIFY_SIGNATURE: "tensorflow/serving/classify",
+                names.REGRESS_SIGNATURE: "tensorflow/serving/regress"}
+
+
+class ExportError(RuntimeError):
+    """The export could not be verified; nothing was published."""
+
+
+class ServingModule(tf.Module):
+    def __init__(self, model: ParallelCTRModel, tft_layer, contract: FeatureContract, heads: str):
+        super().__init__(name="fsdnet_serving")
+        if heads not in ("all", "teacher"):
+            raise ValueError(f"heads must be 'all' or 'teacher', not {heads!r}")
+        self.model, self.tft_layer, self.contract, self.heads = model, tft_layer, contract, heads
+        self.raw_spec = contract.raw_feature_spec(with_label=False)
+
+    def score_raw(self, raw: dict) -> tf.Tensor:
+        transformed = self.tft_layer(raw)
+        features = {f: transformed[f] for f in self.contract.fields}
+        probabilities = self.model.head_probabilities(features, training=False)
+        return probabilities[:, -1] if self.heads == "teacher" else tf.reduce_mean(probabilities, axis=-1)
+
+    def score_examples(self, examples: tf.Tensor) -> tf.Tensor:
+        return self.score_raw(tf.io.parse_example(examples, self.raw_spec))
+
+    def signatures(self) -> dict:
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=names.EXAMPLES_INPUT)])
+        def serve_examples(examples):
+            return {names.PROBABILITY_OUTPUT: self.score_examples(examples)}
+
+        raw_specs = {f: tf.TensorSpec([None], tf.string, name=f) for f in self.contract.fields}
+
+        @tf.function(input_signature=[raw_specs])
+        def serve_raw(raw):
+            return {names.PROBABILITY_OUTPUT: self.score_raw(raw)}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=names.CLASSIFY_REGRESS_INPUT)])
+        def classify(inputs):
+            p = self.score_examples(inputs)
+            batch = tf.shape(p)[0]
+            return {names.CLASSIFY_CLASSES_OUTPUT: tf.tile(tf.constant([["0", "1"]]), [batch, 1]),
+                    names.CLASSIFY_SCORES_OUTPUT: tf.stack([1.0 - p, p], axis=1)}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=names.CLASSIFY_REGRESS_INPUT)])
+        def regress(inputs):
+            return {names.REGRESS_OUTPUT: self.score_examples(inputs)}
+
+        return {names.PREDICT_SIGNATURE: serve_examples, names.RAW_SIGNATURE: serve_raw.get_concrete_function(),
+                names.CLASSIFY_SIGNATURE: classify, names.REGRESS_SIGNATURE: regress}
+
+
+def serialize_examples(rows: list[dict], contract: FeatureContract) -> list[bytes]:
+    """Raw rows {field: str} → serialized tf.Examples with bytes features."""
+    out = []
+    for row in rows:
+        feature = {f: tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(row[f]).encode()]))
+                   for f in contract.fields}
+        out.append(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    return out
+
+
+def raw_tensors(rows: list[dict], contract: FeatureContract) -> dict:
+    return {f: tf.constant([str(r[f]) for r in rows], tf.string) for f in contract.fields}
+
+
+def load_raw_sample(transform: TransformDir) -> list[dict]:
+    path = transform.path / "raw_sample_test.jsonl"
+    if not path.is_file():
+        raise ExportError(f"{path} is missing: re-run fsdnet-transform to get the raw test sample")
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _set_method_names(export_dir: pathlib.Path) -> None:
+    """tf.saved_model.save marks every signature 'predict'; TF Serving's Classify and
+    Regress APIs accept only signatures marked classify / regress."""
+    from tensorflow.core.protobuf import saved_model_pb2
+    path = export_dir / "saved_model.pb"
+    proto = saved_model_pb2.SavedModel.FromString(path.read_bytes())
+    for meta_graph in proto.meta_graphs:
+        for key, method in METHOD_NAMES.items():
+            meta_graph.signature_def[key].method_name = method
+    path.write_bytes(proto.SerializeToString())
+
+
+def _write_warmup(export_dir: pathlib.Path, examples: list[bytes], model_name: str) -> None:
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+    extra = export_dir / "assets.extra"
+    extra.mkdir(exist_ok=True)
+    with tf.io.TFRecordWriter(str(extra / names.WARMUP_FILE)) as writer:
+        for size in (1, 8, 64):
+            for start in range(0, min(len(examples), WARMUP_REQUESTS * size), size * 4):
+                batch = examples[start:start + size]
+                if len(batch) < size:
+                    break
+                request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
+                    name=model_name, signature_name=names.PREDICT_SIGNATURE))
+                request.inputs[names.EXAMPLES_INPUT].CopyFrom(tf.make_tensor_proto(batch, dtype=tf.string))
+                log_entry = prediction_log_pb2.PredictionLog(
+                    predict_log=prediction_log_pb2.PredictLog(request=request))
+                writer.write(log_entry.SerializeToString())
+
+
+def verify(export_dir: pathlib.Path, module: ServingModule, rows: list[dict]) -> dict:
+    """Reload the SavedModel; its ŷ must equal the in-memory model's and both signatures agree."""
+    contract = module.contract
+    expected = module.score_raw(raw_tensors(rows, contract)).numpy()
+    loaded = tf.saved_model.load(str(export_dir))
+    examples = tf.constant(serialize_examples(rows, contract))
+    by_example = loaded.signatures[names.PREDICT_SIGNATURE](examples=examples)[names.PROBABILITY_OUTPUT].numpy()
+    by_raw = loaded.signatures[names.RAW_SIGNATURE](**raw_tensors(rows, contract))[names.PROBABILITY_OUTPUT].numpy()
+    regress = loaded.signatures[names.REGRESS_SIGNATURE](inputs=examples)[names.REGRESS_OUTPUT].numpy()
+    differences = {"examples_vs_in_memory": float(np.max(np.abs(by_example - expected))),
+                   "raw_vs_examples": float(np.max(np.abs(by_raw - by_example))),
+                   "regress_vs_examples": float(np.max(np.abs(regress - by_example)))}
+    worst = max(differences, key=differences.get)
+    if differences[worst] > PARITY_TOLERANCE:
+        raise ExportError(f"export check failed: max |Δ| {worst} = {differences[worst]:.3g} > {PARITY_TOLERANCE}")
+    return {"rows": len(rows), **differences}
+
+
+def next_version(base: pathlib.Path) -> int:
+    versions = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()] if base.exists() else []
+    return max(versions, default=0) + 1
+
+
+def export_run(run_dir: str, model_base_path: str, model_name: str = "fsdnet", heads: str = "all") -> dict:
+    """Export, verify, then publish atomically as the next version. Returns a summary."""
+    import tensorflow_transform as tft
+
+    from fsdnet_tf.training import restore_model
+    model, config, transform = restore_model(run_dir)
+    module = ServingModule(model, tft.TFTransformOutput(str(transform.path)).transform_features_layer(),
+                           transform.contract, heads)
+    rows = load_raw_sample(transform)
+    base = pathlib.Path(model_base_path).resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    staging = base / f".export-{uuid.uuid4().hex[:12]}"
+    try:
+        tf.saved_model.save(module, str(staging), signatures=module.signatures())
+        _set_method_names(staging)
+        _write_warmup(staging, serialize_examples(rows, transform.contract), model_name)
+        check = verify(staging, module, rows)
+        metrics = json.loads((pathlib.Path(run_dir) / "metrics.json").read_text())
+        description = {"model": config.model.type, "heads": heads, "dataset": config.dataset.name,
+                       "run_dir": str(pathlib.Path(run_dir).resolve()), "fields": list(transform.contract.fields),
+                       "test": {"auc": metrics["test"]["auc"] if heads == "all" else metrics["test"]["heads"][-1]["auc"],
+                                "logloss": metrics["test"]["logloss"] if heads == "all"
+                                else metrics["test"]["heads"][-1]["logloss"]},
+                       "verification": check}
+        (staging / "assets.extra" / "fsdnet_model.json").write_text(json.dumps(description, indent=2) + "\n")
+        while True:
+            version = next_version(base)
+            try:
+                os.rename(staging, base / str(version))   # fails if another export took the number
+                break
+            except OSError:
+                if (base / str(version)).exists():
+                    continue
+                raise
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return {"version": version, "path": str(base / str(version)), **description}

@@ -1,0 +1,369 @@
+"""fsdnet-serve: a local server speaking TensorFlow Serving's gRPC API, for development and tests.
+
+Production uses TensorFlow Serving (see docker/). This server implements the same
+protocol over the same model base path layout, so clients and exports are tested
+against the real API: PredictionService Predict, Classify, Regress and
+GetModelMetadata, and ModelService GetModelStatus.
+
+Behaviour, as in TF Serving with the "latest" version policy: the highest integer
+version under ``--model-base-path`` is served; a newer version is loaded in the
+background (warmup records replayed) and swapped in atomically while requests in
+flight finish on the old one; bad requests get INVALID_ARGUMENT / NOT_FOUND with a
+message naming the input, and never take the server down.
+"""
+from __future__ import annotations
+
+from fsdnet_tf import _env  # noqa: F401  (before TensorFlow)
+
+import argparse
+import logging
+import pathlib
+import signal
+import sys
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Optional
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
+                                     inference_pb2, model_pb2, model_service_pb2_grpc, predict_pb2,
+                                     prediction_log_pb2, prediction_service_pb2_grpc, regression_pb2)
+
+from fsdnet_tf import features as names
+
+log = logging.getLogger("fsdnet_tf.serve")
+
+
+class RequestError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class LoadedVersion:
+    version: int
+    path: pathlib.Path
+    model: object
+    signature_defs: dict   # name → SignatureDef proto (for metadata and method names)
+
+
+def load_version(path: pathlib.Path) -> LoadedVersion:
+    proto = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
+    signature_defs = dict(proto.meta_graphs[0].signature_def)
+    signature_defs.pop("__saved_model_init_op", None)
+    return LoadedVersion(int(path.name), path, tf.saved_model.load(str(path)), signature_defs)
+
+
+def replay_warmup(loaded: LoadedVersion) -> int:
+    path = loaded.path / "assets.extra" / names.WARMUP_FILE
+    if not path.is_file():
+        return 0
+    count = 0
+    for record in tf.data.TFRecordDataset(str(path)):
+        entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        request = entry.predict_log.request
+        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        loaded.model.signatures[request.model_spec.signature_name or names.PREDICT_SIGNATURE](
+            **{k: tf.constant(v) for k, v in inputs.items()})
+        count += 1
+    return count
+
+
+class ModelManager:
+    """Serves the newest version under the base path; polls for new ones."""
+
+    def __init__(self, base_path: str, model_name: str, poll_seconds: float = 1.0):
+        self.base_path, self.model_name, self.poll_seconds = pathlib.Path(base_path), model_name, poll_seconds
+        self._current: Optional[LoadedVersion] = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def newest_on_disk(self) -> Optional[int]:
+        if not self.base_path.is_dir():
+            return None
+        versions = [int(p.name) for p in self.base_path.iterdir()
+                    if p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").is_file()]
+        return max(versions, default=None)
+
+    def refresh(self) -> None:
+        newest = self.newest_on_disk()
+        current = self._current
+        if newest is None or (current is not None and newest <= current.version):
+            return
+        started = time.perf_counter()
+        loaded = load_version(self.base_path / str(newest))
+        warmed = replay_warmup(loaded)
+        with self._lock:
+            self._current = loaded
+        log.info("serving %s version %d (loaded in %.1f s, %d warmup requests)",
+                 self.model_name, newest, time.perf_counter() - started, warmed)
+
+    def start(self) -> None:
+        self.refresh()
+        if self._current is None:
+            raise FileNotFoundError(f"no servable version under {self.base_path} "
+                                    "(expected <base>/<integer version>/saved_model.pb)")
+        self._thread = threading.Thread(target=self._poll, name="version-poller", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.refresh()
+            except Exception:   # a broken new version must not stop the old one serving
+                log.exception("could not load a new version of %s; still serving the previous one",
+                              self.model_name)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def get(self, spec: model_pb2.ModelSpec) -> LoadedVersion:
+        if spec.name != self.model_name:
+            raise RequestError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: model '{spec.name}'"
+                                                          f" (this server serves '{self.model_name}')")
+        with self._lock:
+            current = self._current
+        if spec.HasField("version") and spec.version.value != current.version:
+            raise RequestError(grpc.StatusCode.NOT_FOUND,
+                               f"model '{spec.name}' version {spec.version.value} is not loaded "
+                               f"(serving version {current.version})")
+        if spec.version_label:
+            raise RequestError(grpc.StatusCode.NOT_FOUND, f"no version label '{spec.version_label}'")
+        return current
+
+    def current(self) -> Optional[LoadedVersion]:
+        with self._lock:
+            return self._current
+
+
+def _signature(loaded: LoadedVersion, name: str, method: Optional[str] = None):
+    name = name or names.PREDICT_SIGNATURE
+    if name not in loaded.signature_defs:
+        raise RequestError(grpc.StatusCode.NOT_FOUND, f"Serving signature key '{name}' not found; available: "
+                                                      f"{', '.join(sorted(loaded.signature_defs))}")
+    if method and loaded.signature_defs[name].method_name != method:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"signature '{name}' is not a {method.rsplit('/', 1)[-1]} signature")
+    return name, loaded.model.signatures[name]
+
+
+def _check_batch(name: str, array: np.ndarray, max_batch: int) -> int:
+    if array.ndim != 1:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"input '{name}' must have shape [batch], got {list(array.shape)}")
+    if array.shape[0] == 0:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input '{name}' is an empty batch")
+    if array.shape[0] > max_batch:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"input '{name}' has batch size {array.shape[0]} > the limit {max_batch}")
+    return array.shape[0]
+
+
+def _run(function, **inputs) -> dict:
+    try:
+        return {k: v.numpy() for k, v in function(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
+    except tf.errors.InvalidArgumentError as err:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, err.message.split("\n")[0]) from None
+
+
+def _examples_from_input(request_input: inference_pb2.Input) -> np.ndarray:
+    kind = request_input.WhichOneof("kind")
+    if kind == "example_list":
+        examples = request_input.example_list.examples
+        return np.array([e.SerializeToString() for e in examples], dtype=object)
+    if kind == "example_list_with_context":
+        context = request_input.example_list_with_context.context
+        merged = []
+        for example in request_input.example_list_with_context.examples:
+            combined = tf.train.Example()
+            combined.CopyFrom(context)
+            combined.MergeFrom(example)
+            merged.append(combined.SerializeToString())
+        return np.array(merged, dtype=object)
+    raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "request has no input examples")
+
+
+class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, manager: ModelManager, max_batch: int):
+        self.manager, self.max_batch = manager, max_batch
+
+    def _guard(self, handler, request, context):
+        try:
+            return handler(request)
+        except RequestError as err:
+            context.abort(err.code, str(err))
+
+    def Predict(self, request, context):
+        return self._guard(self._predict, request, context)
+
+    def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+        loaded = self.manager.get(request.model_spec)
+        name, function = _signature(loaded, request.model_spec.signature_name)
+        expected = function.structured_input_signature[1]
+        missing = sorted(set(expected) - set(request.inputs))
+        if missing:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"missing input '{missing[0]}' for signature '{name}'")
+        unknown = sorted(set(request.inputs) - set(expected))
+        if unknown:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"unknown input '{unknown[0]}' for signature '{name}'")
+        inputs, sizes = {}, set()
+        for key, spec in expected.items():
+            proto = request.inputs[key]
+            if proto.dtype != spec.dtype.as_datatype_enum:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"input '{key}' must be {spec.dtype.name}, got "
+                                   f"{tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else 'no dtype'}")
+            try:
+                array = tf.make_ndarray(proto)
+            except Exception as err:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input '{key}' is malformed: {err}") from None
+            sizes.add(_check_batch(key, array, self.max_batch))
+            inputs[key] = array
+        if len(sizes) > 1:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"inputs have different batch sizes {sorted(sizes)}")
+        outputs = _run(function, **inputs)
+        wanted = list(request.output_filter) or list(outputs)
+        for key in wanted:
+            if key not in outputs:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names unknown output '{key}'")
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name, response.model_spec.signature_name = self.manager.model_name, name
+        response.model_spec.version.value = loaded.version
+        for key in wanted:
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
+        return response
+
+    def Classify(self, request, context):
+        return self._guard(self._classify, request, context)
+
+    def _classify(self, request: classification_pb2.ClassificationRequest):
+        loaded = self.manager.get(request.model_spec)
+        name, function = _signature(loaded, request.model_spec.signature_name or names.CLASSIFY_SIGNATURE,
+                                    "tensorflow/serving/classify")
+        examples = _examples_from_input(request.input)
+        _check_batch(names.CLASSIFY_REGRESS_INPUT, examples, self.max_batch)
+        outputs = _run(function, **{names.CLASSIFY_REGRESS_INPUT: examples})
+        response = classification_pb2.ClassificationResponse()
+        response.model_spec.name, response.model_spec.signature_name = self.manager.model_name, name
+        response.model_spec.version.value = loaded.version
+        for labels, scores in zip(outputs[names.CLASSIFY_CLASSES_OUTPUT], outputs[names.CLASSIFY_SCORES_OUTPUT]):
+            classifications = response.result.classifications.add()
+            for label, score in zip(labels, scores):
+                classifications.classes.add(label=label.decode(), score=float(score))
+        return response
+
+    def Regress(self, request, context):
+        return self._guard(self._regress, request, context)
+
+    def _regress(self, request: regression_pb2.RegressionRequest):
+        loaded = self.manager.get(request.model_spec)
+        name, function = _signature(loaded, request.model_spec.signature_name or names.REGRESS_SIGNATURE,
+                                    "tensorflow/serving/regress")
+        examples = _examples_from_input(request.input)
+        _check_batch(names.CLASSIFY_REGRESS_INPUT, examples, self.max_batch)
+        outputs = _run(function, **{names.CLASSIFY_REGRESS_INPUT: examples})
+        response = regression_pb2.RegressionResponse()
+        response.model_spec.name, response.model_spec.signature_name = self.manager.model_name, name
+        response.model_spec.version.value = loaded.version
+        for value in outputs[names.REGRESS_OUTPUT]:
+            response.result.regressions.add(value=float(value))
+        return response
+
+    def GetModelMetadata(self, request, context):
+        return self._guard(self._metadata, request, context)
+
+    def _metadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest):
+        loaded = self.manager.get(request.model_spec)
+        fields = list(request.metadata_field)
+        if fields != ["signature_def"]:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"metadata_field must be ['signature_def'], got {fields}")
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for key, definition in loaded.signature_defs.items():
+            signature_map.signature_def[key].CopyFrom(definition)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = self.manager.model_name
+        response.model_spec.version.value = loaded.version
+        response.metadata["signature_def"].Pack(signature_map)
+        return response
+
+
+class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, manager: ModelManager):
+        self.manager = manager
+
+    def GetModelStatus(self, request, context):
+        spec = request.model_spec
+        if spec.name != self.manager.model_name:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {spec.name}")
+        current = self.manager.current()
+        if spec.HasField("version") and spec.version.value != current.version:
+            context.abort(grpc.StatusCode.NOT_FOUND,
+                          f"model {spec.name} version {spec.version.value} is not loaded")
+        response = get_model_status_pb2.GetModelStatusResponse()
+        status = response.model_version_status.add()
+        status.version = current.version
+        status.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+        return response
+
+
+class Server:
+    def __init__(self, model_base_path: str, model_name: str, port: int = 8500, workers: int = 8,
+                 max_batch: int = names.MAX_BATCH_SIZE, poll_seconds: float = 1.0, host: str = "127.0.0.1"):
+        self.manager = ModelManager(model_base_path, model_name, poll_seconds)
+        self.grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
+                                       options=[("grpc.max_receive_message_length", 64 << 20)])
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            PredictionService(self.manager, max_batch), self.grpc_server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(self.manager), self.grpc_server)
+        self.port = self.grpc_server.add_insecure_port(f"{host}:{port}")
+        if self.port == 0:
+            raise OSError(f"cannot listen on {host}:{port}")
+
+    def start(self) -> "Server":
+        self.manager.start()
+        self.grpc_server.start()
+        return self
+
+    def stop(self, grace: float = 5.0) -> None:
+        self.manager.stop()
+        self.grpc_server.stop(grace).wait()
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="fsdnet-serve", description=__doc__.split("\n")[0])
+    parser.add_argument("--model-base-path", required=True)
+    parser.add_argument("--model-name", required=True)
+    parser.add_argument("--port", type=int, default=8500)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for all)")
+    parser.add_argument("--workers", type=int, default=8, help="request threads")
+    parser.add_argument("--max-batch", type=int, default=names.MAX_BATCH_SIZE)
+    parser.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new versions")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        server = Server(args.model_base_path, args.model_name, args.port, args.workers, args.max_batch,
+                        args.poll_seconds, args.host).start()
+    except (FileNotFoundError, OSError) as err:
+        print(f"fsdnet-serve: error: {err}", file=sys.stderr)
+        return 2
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    log.info("listening on %s:%d (gRPC, TF Serving PredictionService)", args.host, server.port)
+    print(f"READY {args.host}:{server.port}", flush=True)
+    done.wait()
+    log.info("shutting down")
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
