@@ -166,11 +166,21 @@ def _check_batch(name: str, array: np.ndarray, max_batch: int) -> int:
     return array.shape[0]
 
 
+_TF_ERROR_NOISE = ("Graph execution error", "Detected at node", "<stack traces", "[[", "File ")
+
+
+def tf_error_reason(message: str) -> str:
+    """The line of a TensorFlow error that says what is wrong (e.g. which feature is missing)."""
+    lines = [line.strip() for line in message.splitlines()]
+    useful = [line for line in lines if line and not line.startswith(_TF_ERROR_NOISE)]
+    return (useful or lines or ["invalid input"])[0].removeprefix("Name: <unknown>, ")
+
+
 def _run(function, **inputs) -> dict:
     try:
         return {k: v.numpy() for k, v in function(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
     except tf.errors.InvalidArgumentError as err:
-        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, err.message.split("\n")[0]) from None
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, tf_error_reason(err.message)) from None
 
 
 def _examples_from_input(request_input: inference_pb2.Input) -> np.ndarray:

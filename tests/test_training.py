@@ -1,0 +1,133 @@
+"""Training on the synthetic dataset through the real pipeline output."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from conftest import REPO
+from helpers import auc
+
+from fsdnet_tf.config import ConfigError, load_config
+from fsdnet_tf.data.input import load_arrays
+from fsdnet_tf.data.transform_output import TransformDir
+
+RUN_OVERRIDES = ["dataset.synthetic.rows=20000", "train.max_epochs=4", "model.deep_units=[64,64,64]"]
+
+
+def logistic_regression_auc(transform_dir) -> float:
+    """A one-hot logistic regression (per-field weights + bias) trained on the same data."""
+    out = TransformDir(transform_dir)
+    train, test = load_arrays(out, "train"), load_arrays(out, "test")
+    sizes = out.vocab_sizes()
+    inputs = {f: tf_keras.Input([], dtype=tf.int32, name=f) for f in out.contract.fields}
+    weights = [tf_keras.layers.Embedding(sizes[f], 1)(inputs[f]) for f in out.contract.fields]
+    logit = tf_keras.layers.Dense(1)(tf_keras.layers.Concatenate()(weights))
+    model = tf_keras.Model(inputs, logit)
+    model.compile(tf_keras.optimizers.Adam(0.01), tf_keras.losses.BinaryCrossentropy(from_logits=True))
+    model.fit({f: train[f] for f in out.contract.fields}, train["label"], batch_size=512, epochs=8, verbose=0)
+    return auc(test["label"], model.predict({f: test[f] for f in out.contract.fields}, verbose=0).ravel())
+
+
+def test_loss_falls_and_fsdnet_beats_logistic_regression(trained_run, synthetic_transform):
+    run_dir, metrics, _ = trained_run
+    losses = [e["train"]["loss"] for e in metrics["epochs"]]
+    assert losses[-1] < losses[0] * 0.8
+    lr_auc = logistic_regression_auc(synthetic_transform)
+    assert metrics["test"]["auc"] > lr_auc + 0.02, (metrics["test"]["auc"], lr_auc)
+    assert len(metrics["test"]["heads"]) == 3
+
+
+def test_run_directory_contract(trained_run):
+    run_dir, metrics, cfg = trained_run
+    for name in ("config.yaml", "metrics.json", "run.json", "training_curves.png"):
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "tensorboard").iterdir())
+    assert load_config(str(run_dir / "config.yaml")) == cfg
+    for key in ("test", "valid", "best_epoch", "epochs", "train_examples_per_second", "seconds"):
+        assert key in metrics
+    assert {"auc", "logloss", "heads"} <= set(metrics["test"])
+    epoch = metrics["epochs"][0]
+    assert {"valid_auc", "valid_heads", "learning_rate", "train"} <= set(epoch)
+    assert {"loss", "bce", "kl", "hint", "regulariser"} <= set(epoch["train"])
+    # the best epoch's valid AUC is what the restored model reproduces
+    assert metrics["valid"]["auc"] == pytest.approx(metrics["epochs"][metrics["best_epoch"] - 1]["valid_auc"], abs=1e-6)
+
+
+def test_learning_rate_protocol(trained_run):
+    _, metrics, _ = trained_run
+    best, lr = -1.0, 1e-3
+    for epoch in metrics["epochs"]:
+        assert epoch["learning_rate"] == pytest.approx(lr)
+        if epoch["valid_auc"] > best + 1e-6:
+            best = epoch["valid_auc"]
+        else:
+            lr = max(lr * 0.1, 1e-6)
+
+
+def test_config_mismatch_with_the_transform_is_an_error(synthetic_transform, tmp_path):
+    from fsdnet_tf.training import Trainer
+    cfg = load_config("synthetic", ["dataset.synthetic.rows=999"])
+    with pytest.raises(ConfigError, match="dataset.synthetic"):
+        Trainer(cfg, str(synthetic_transform), str(tmp_path / "r"))
+
+
+def _train_command(transform, run_dir, extra=()):
+    args = [sys.executable, "-m", "fsdnet_tf.training.cli", "--config", "synthetic", "--transform-dir",
+            str(transform), "--run-dir", str(run_dir), "--no-progress"]
+    for item in RUN_OVERRIDES + list(extra):
+        args += ["--set", item]
+    return args
+
+
+def test_resume_after_kill_gives_the_same_result(trained_run, synthetic_transform, tmp_path):
+    _, uninterrupted, _ = trained_run
+    run_dir = tmp_path / "killed"
+    proc = subprocess.Popen(_train_command(synthetic_transform, run_dir), cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    progress = run_dir / "progress.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if progress.exists() and len(json.loads(progress.read_text())["epochs"]) >= 1:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "training ended before it could be killed"
+    assert not (run_dir / "metrics.json").exists()
+    done = subprocess.run(_train_command(synthetic_transform, run_dir), cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "resuming" in done.stderr
+    resumed = json.loads((run_dir / "metrics.json").read_text())
+    assert resumed["best_epoch"] == uninterrupted["best_epoch"]
+    assert resumed["test"]["auc"] == pytest.approx(uninterrupted["test"]["auc"], abs=2e-4)
+    assert resumed["test"]["logloss"] == pytest.approx(uninterrupted["test"]["logloss"], abs=2e-4)
+
+
+def test_two_workers_on_loopback(synthetic_transform, tmp_path):
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    run_dir = tmp_path / "multi"
+    procs = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        procs.append(subprocess.Popen(
+            _train_command(synthetic_transform, run_dir, ["train.max_epochs=2", "train.batch_size=2048"]),
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["replicas"] == 2 and len(metrics["epochs"]) == 2
+    assert "MultiWorkerMirroredStrategy with 2 replica(s)" in outputs[0]
+    assert metrics["test"]["auc"] > 0.6
