@@ -38,19 +38,48 @@ class CrossStack(tf_keras.layers.Layer):
         return {**super().get_config(), "num_layers": self.num_layers, "projection_dim": self.projection_dim}
 
 
+class CountedDropout(tf_keras.layers.Layer):
+    """Inverted dropout whose masks are drawn by stateless ops from (seed, call count).
+
+    The call counter is a model variable, so it is saved in checkpoints: a resumed run
+    draws exactly the masks the uninterrupted run would have (Keras' own dropout keeps
+    its generator state outside checkpoints). Replicas add their replica id to the seed.
+    """
+
+    def __init__(self, rate: float, seed: int, **kwargs):
+        super().__init__(**kwargs)
+        self.rate, self.seed = rate, seed
+
+    def build(self, input_shape):
+        self.calls = self.add_weight("calls", shape=[], dtype=tf.int64, trainable=False,
+                                     initializer="zeros", aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+
+    def call(self, x: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
+        if not training or self.rate == 0:
+            return x
+        replica = tf.distribute.get_replica_context()
+        replica_id = tf.cast(replica.replica_id_in_sync_group if replica else 0, tf.int64)
+        seed = tf.stack([tf.constant(self.seed, tf.int64), self.calls * 1024 + replica_id])
+        self.calls.assign_add(1)
+        return tf.nn.experimental.stateless_dropout(x, self.rate, seed=seed)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
 class DeepTower(tf_keras.layers.Layer):
     """Blocks Dense(H) → BatchNorm(momentum 0.9, eps 1e-5) → ReLU → Dropout(p); returns [h_1, …, h_L]."""
 
-    def __init__(self, units: tuple[int, ...], dropout: float, batch_norm: bool = True, **kwargs):
+    def __init__(self, units: tuple[int, ...], dropout: float, batch_norm: bool = True, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
-        self.units, self.dropout, self.batch_norm = tuple(units), dropout, batch_norm
+        self.units, self.dropout, self.batch_norm, self.seed = tuple(units), dropout, batch_norm, seed
         self.blocks = []
         for i, width in enumerate(self.units):
             block = [tf_keras.layers.Dense(width, kernel_initializer=glorot_normal(), name=f"dense_{i}")]
             if batch_norm:
                 block.append(tf_keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"bn_{i}"))
             block.append(tf_keras.layers.ReLU(name=f"relu_{i}"))
-            block.append(tf_keras.layers.Dropout(dropout, name=f"dropout_{i}"))
+            block.append(CountedDropout(dropout, seed=seed * 1000 + i, name=f"dropout_{i}"))
             self.blocks.append(block)
 
     def call(self, x: tf.Tensor, training: Optional[bool] = None) -> list[tf.Tensor]:
@@ -58,10 +87,10 @@ class DeepTower(tf_keras.layers.Layer):
         for block in self.blocks:
             for layer in block:
                 x = layer(x, training=training) if isinstance(
-                    layer, (tf_keras.layers.BatchNormalization, tf_keras.layers.Dropout)) else layer(x)
+                    layer, (tf_keras.layers.BatchNormalization, CountedDropout)) else layer(x)
             outputs.append(x)
         return outputs
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "dropout": self.dropout,
-                "batch_norm": self.batch_norm}
+                "batch_norm": self.batch_norm, "seed": self.seed}

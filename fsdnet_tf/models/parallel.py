@@ -12,7 +12,7 @@ from typing import Optional
 import tensorflow as tf
 import tf_keras
 
-from fsdnet_tf.config import ModelConfig
+from fsdnet_tf.config import ModelConfig, to_dict
 from fsdnet_tf.layers import CrossStack, DeepTower, FieldEmbedding, Fusion, glorot_normal
 
 
@@ -25,14 +25,15 @@ class TrainingOutputs:
 class ParallelCTRModel(tf_keras.Model):
     """``call`` returns only ŷ (B,); ``training_outputs`` returns what the loss needs."""
 
-    def __init__(self, cfg: ModelConfig, fields: tuple[str, ...], vocab_sizes: dict[str, int], **kwargs):
+    def __init__(self, cfg: ModelConfig, fields: tuple[str, ...], vocab_sizes: dict[str, int],
+                 seed: int = 0, **kwargs):
         super().__init__(**kwargs)
-        self.cfg, self.fields = cfg, tuple(fields)
+        self.cfg, self.fields, self.vocab_sizes, self.seed = cfg, tuple(fields), dict(vocab_sizes), seed
         self.embedding = FieldEmbedding(self.fields, vocab_sizes, cfg.embedding_dim, cfg.embedding_l2,
                                         name="embedding")
         self.cross = (CrossStack(cfg.cross_layers, cfg.projection_dim, name="cross")
                       if cfg.fusion != "none" else None)
-        self.deep = DeepTower(cfg.deep_units, cfg.dropout, cfg.batch_norm, name="deep")
+        self.deep = DeepTower(cfg.deep_units, cfg.dropout, cfg.batch_norm, seed=seed, name="deep")
         self.head_layers = [cfg.num_layers - 1] if cfg.type == "dcnv2" else list(range(cfg.num_layers))
         self.fusions = [Fusion(cfg.fusion, cfg.deep_units[0], name=f"fusion_{l}") for l in self.head_layers]
         # Heads compute in float32 so that mixed precision never rounds the logits.
@@ -61,9 +62,13 @@ class ParallelCTRModel(tf_keras.Model):
     def call(self, features: dict, training: Optional[bool] = None) -> tf.Tensor:
         return tf.reduce_mean(self.head_probabilities(features, training), axis=-1)
 
+    def get_config(self):
+        return {"cfg": to_dict(self.cfg), "fields": self.fields, "vocab_sizes": self.vocab_sizes, "seed": self.seed}
 
-def build_model(cfg: ModelConfig, fields: tuple[str, ...], vocab_sizes: dict[str, int]) -> ParallelCTRModel:
+
+def build_model(cfg: ModelConfig, fields: tuple[str, ...], vocab_sizes: dict[str, int],
+                seed: int = 0) -> ParallelCTRModel:
     """Build and create the variables (one dummy batch in inference mode)."""
-    model = ParallelCTRModel(cfg, fields, vocab_sizes, name=cfg.type)
+    model = ParallelCTRModel(cfg, fields, vocab_sizes, seed=seed, name=cfg.type)
     model({f: tf.zeros([1], tf.int64) for f in fields}, training=False)
     return model

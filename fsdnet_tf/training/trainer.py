@@ -63,7 +63,7 @@ def restore_model(run_dir: str | pathlib.Path, config: Optional[Config] = None,
     run_info = json.loads((run_dir / "run.json").read_text())
     transform = transform or TransformDir(run_info["transform_dir"])
     devices.set_precision(False)
-    model = build_model(config.model, transform.contract.fields, transform.vocab_sizes())
+    model = build_model(config.model, transform.contract.fields, transform.vocab_sizes(), seed=config.seed)
     best = json.loads(metrics_path.read_text())["best_checkpoint"]
     tf.train.Checkpoint(model=model).read(str(run_dir / best)).expect_partial().assert_existing_objects_matched()
     return model, config, transform
@@ -102,16 +102,18 @@ class Trainer:
     def _build(self) -> None:
         cfg = self.config
         tf_keras.utils.set_random_seed(cfg.seed)
-        tf_keras.backend.experimental.enable_tf_random_generator()
         devices.set_precision(cfg.train.mixed_precision)
         with self.strategy.scope():
-            self.model = build_model(cfg.model, self.transform.contract.fields, self.transform.vocab_sizes())
+            self.model = build_model(cfg.model, self.transform.contract.fields, self.transform.vocab_sizes(),
+                                     seed=cfg.seed)
             optimizer = tf_keras.optimizers.Adam(
                 learning_rate=cfg.train.learning_rate, beta_1=cfg.train.adam_beta_1,
                 beta_2=cfg.train.adam_beta_2, epsilon=cfg.train.adam_epsilon,
                 global_clipnorm=cfg.train.clip_norm)
             if cfg.train.mixed_precision:
                 optimizer = tf_keras.mixed_precision.LossScaleOptimizer(optimizer)
+            # Slot variables exist before any step, so a resumed checkpoint restores them all.
+            optimizer.build(self.model.trainable_variables)
             self.optimizer = optimizer
             self.task = DistillationTask.from_config(cfg.model)
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
