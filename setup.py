@@ -8,7 +8,7 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["fsdnet_tf", "fsdnet_tf.*", "pipelines", "pipelines.*",
                                      "serving", "serving.*"]),
-    package_data={"fsdnet_tf": ["configs/*.yaml"], "serving": ["configs/*"]},
+    package_data={"fsdnet_tf": ["configs/*.yaml"], "serving": ["configs/*.config"]},
     install_requires=[
         "tensorflow==2.21.0",
         "tf-keras==2.21.0",
