@@ -122,29 +122,25 @@ class ScoringClient:
             scores.append(tf.make_ndarray(response.outputs[names.PROBABILITY_OUTPUT]))
         return np.concatenate(scores) if scores else np.zeros([0], np.float32)
 
+    def _example_requests(self, rows: list[dict], request_type, method):
+        for batch in self._batches(rows):
+            request = request_type()
+            request.model_spec.name = self.model_name
+            for raw in self.serialize(batch):
+                request.input.example_list.examples.add().ParseFromString(raw)
+            yield self._call(method, request)
+
     def classify(self, rows: list[dict]) -> np.ndarray:
         """P(class 1) per row through the Classify API."""
-        out = []
-        for batch in self._batches(rows):
-            request = classification_pb2.ClassificationRequest()
-            request.model_spec.name = self.model_name
-            for raw in self.serialize(batch):
-                request.input.example_list.examples.add().ParseFromString(raw)
-            response = self._call(self.prediction.Classify, request)
-            out.extend({c.label: c.score for c in result.classes}["1"]
-                       for result in response.result.classifications)
-        return np.array(out, np.float32)
+        return np.array([{c.label: c.score for c in result.classes}["1"]
+                         for response in self._example_requests(rows, classification_pb2.ClassificationRequest,
+                                                                self.prediction.Classify)
+                         for result in response.result.classifications], np.float32)
 
     def regress(self, rows: list[dict]) -> np.ndarray:
-        out = []
-        for batch in self._batches(rows):
-            request = regression_pb2.RegressionRequest()
-            request.model_spec.name = self.model_name
-            for raw in self.serialize(batch):
-                request.input.example_list.examples.add().ParseFromString(raw)
-            response = self._call(self.prediction.Regress, request)
-            out.extend(r.value for r in response.result.regressions)
-        return np.array(out, np.float32)
+        return np.array([r.value for response in self._example_requests(rows, regression_pb2.RegressionRequest,
+                                                                        self.prediction.Regress)
+                         for r in response.result.regressions], np.float32)
 
 
 # --------------------------------------------------------------------------- CLI

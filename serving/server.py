@@ -253,16 +253,19 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Classify(self, request, context):
         return self._guard(self._classify, request, context)
 
-    def _classify(self, request: classification_pb2.ClassificationRequest):
+    def _run_on_examples(self, request, default_signature: str, method: str, response):
+        """Shared by Classify and Regress: resolve, validate, run; fill the response's model spec."""
         loaded = self.manager.get(request.model_spec)
-        name, function = _signature(loaded, request.model_spec.signature_name or names.CLASSIFY_SIGNATURE,
-                                    "tensorflow/serving/classify")
+        name, function = _signature(loaded, request.model_spec.signature_name or default_signature, method)
         examples = _examples_from_input(request.input)
         _check_batch(names.CLASSIFY_REGRESS_INPUT, examples, self.max_batch)
-        outputs = _run(function, **{names.CLASSIFY_REGRESS_INPUT: examples})
-        response = classification_pb2.ClassificationResponse()
         response.model_spec.name, response.model_spec.signature_name = self.manager.model_name, name
         response.model_spec.version.value = loaded.version
+        return _run(function, **{names.CLASSIFY_REGRESS_INPUT: examples})
+
+    def _classify(self, request: classification_pb2.ClassificationRequest):
+        response = classification_pb2.ClassificationResponse()
+        outputs = self._run_on_examples(request, names.CLASSIFY_SIGNATURE, "tensorflow/serving/classify", response)
         for labels, scores in zip(outputs[names.CLASSIFY_CLASSES_OUTPUT], outputs[names.CLASSIFY_SCORES_OUTPUT]):
             classifications = response.result.classifications.add()
             for label, score in zip(labels, scores):
@@ -273,15 +276,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return self._guard(self._regress, request, context)
 
     def _regress(self, request: regression_pb2.RegressionRequest):
-        loaded = self.manager.get(request.model_spec)
-        name, function = _signature(loaded, request.model_spec.signature_name or names.REGRESS_SIGNATURE,
-                                    "tensorflow/serving/regress")
-        examples = _examples_from_input(request.input)
-        _check_batch(names.CLASSIFY_REGRESS_INPUT, examples, self.max_batch)
-        outputs = _run(function, **{names.CLASSIFY_REGRESS_INPUT: examples})
         response = regression_pb2.RegressionResponse()
-        response.model_spec.name, response.model_spec.signature_name = self.manager.model_name, name
-        response.model_spec.version.value = loaded.version
+        outputs = self._run_on_examples(request, names.REGRESS_SIGNATURE, "tensorflow/serving/regress", response)
         for value in outputs[names.REGRESS_OUTPUT]:
             response.result.regressions.add(value=float(value))
         return response

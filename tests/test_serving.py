@@ -229,3 +229,30 @@ def test_version_swap_while_a_client_keeps_sending(client, server, exported, row
     sender.join()
     assert failures == [] and versions == {1, 2}
     assert client.status() == [(2, "AVAILABLE")]
+
+
+def test_score_cli_round_trip_and_bad_inputs(server, rows, tmp_path, capsys):
+    from serving.client import main as score
+    target = ["--target", f"127.0.0.1:{server.port}", "--model-name", "fsdnet"]
+    good = tmp_path / "rows.csv"
+    fields = [f"f{i}" for i in range(8)]
+    good.write_text(",".join(fields + ["id"]) + "\n" + "".join(
+        ",".join([r[f] for f in fields] + [str(i)]) + "\n" for i, r in enumerate(rows[:20])))
+    assert score(target + ["--input", str(good), "--output", str(tmp_path / "out.csv")]) == 0
+    lines = (tmp_path / "out.csv").read_text().splitlines()
+    assert lines[0].endswith(",id,probability") and len(lines) == 21
+    assert score(target + ["--input", str(tmp_path / "nope.csv"), "--output", str(tmp_path / "o.csv")]) == 2
+    bad_json = tmp_path / "rows.jsonl"
+    bad_json.write_text('{"f0": "v1"\n')
+    assert score(target + ["--input", str(bad_json), "--output", str(tmp_path / "o.csv")]) == 2
+    missing = tmp_path / "missing.csv"
+    missing.write_text("f0,f1\nv1,v2\n")
+    assert score(target + ["--input", str(missing), "--output", str(tmp_path / "o.csv")]) == 2
+    assert "rows lack feature(s) ['f2'" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_export_of_an_unfinished_run_is_a_clear_error(tmp_path):
+    from serving.export_cli import main as export
+    (tmp_path / "run").mkdir()
+    assert export(["--run-dir", str(tmp_path / "run"), "--model-base-path", str(tmp_path / "m")]) == 2
