@@ -97,10 +97,6 @@ class DatasetConfig:
         return tuple(c for c in self.columns if c.kind in ("categorical", "integer"))
 
     @property
-    def label_column(self) -> str:
-        return next(c.name for c in self.columns if c.kind == "label")
-
-    @property
     def field_delimiter(self) -> str:
         if self.delimiter is not None:
             return self.delimiter

@@ -13,14 +13,6 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 BEAM_ARGS = ["--runner=FnApiRunner"]
 
 
-def small_synthetic(rows: int = 6000, **overrides):
-    import dataclasses
-
-    from fsdnet_tf.config import load_config
-    cfg = load_config("synthetic", [f"dataset.synthetic.rows={rows}"] + [f"{k}={v}" for k, v in overrides.items()])
-    return cfg if not overrides else dataclasses.replace(cfg)
-
-
 @pytest.fixture(scope="session")
 def synthetic_transform(tmp_path_factory):
     """The synthetic dataset (20k rows) through the real pipeline, once per session."""
