@@ -28,6 +28,17 @@ WARMUP_FILE = "tf_serving_warmup_requests"
 MAX_BATCH_SIZE = 4096
 
 
+def serialize_examples(rows: list[dict], fields) -> list[bytes]:
+    """Raw rows {field: value} → serialized tf.Examples with one bytes feature per field."""
+    import tensorflow as tf
+    out = []
+    for row in rows:
+        feature = {f: tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(row[f]).encode()]))
+                   for f in fields}
+        out.append(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    return out
+
+
 def vocabulary_name(field: str) -> str:
     return f"vocab_{field}"
 

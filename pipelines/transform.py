@@ -68,7 +68,7 @@ class DataError(ValueError):
 # --------------------------------------------------------------------------- inputs
 
 def _expand(data_dir: str, relative: str) -> list[str]:
-    pattern = relative if FileSystems.join(data_dir, relative) == relative else FileSystems.join(data_dir, relative)
+    pattern = FileSystems.join(data_dir, relative)   # an absolute `relative` stays as it is
     matches = FileSystems.match([pattern])[0].metadata_list
     if not matches:
         raise DataError(f"input file {pattern} does not exist")
@@ -345,8 +345,8 @@ def build_and_run(ds: DatasetConfig, data_dir: Optional[str], work_dir: str,
                                                       _dense_representations(contract))
     movielens_tables = load_movielens_tables(ds, data_dir) if ds.format == "movielens" else None
     options = PipelineOptions(beam_args)
-    data_dir_out = os.path.join(work_dir, "data")
-    FileSystems.mkdirs(data_dir_out)
+    records_dir = os.path.join(work_dir, "data")
+    FileSystems.mkdirs(records_dir)
     with beam.Pipeline(options=options) as pipeline, tft_beam.Context(
             temp_dir=os.path.join(work_dir, "tmp"), force_tf_compat_v1=False):
         parsed, dead_letters = read_and_parse(pipeline, ds, data_dir, contract, movielens_tables)
@@ -371,9 +371,9 @@ def build_and_run(ds: DatasetConfig, data_dir: Optional[str], work_dir: str,
                               | f"Transform{split}" >> tft_beam.TransformDataset(output_record_batches=True))
             _ = (transformed
                  | f"Write{split}" >> beam.ParDo(
-                     EncodeAndWrite(split, contract, transformed_schema, data_dir_out), vocab_sizes)
+                     EncodeAndWrite(split, contract, transformed_schema, records_dir), vocab_sizes)
                  | f"Shards{split}" >> beam.combiners.ToList()
-                 | f"Finalize{split}" >> beam.Map(finalize_shards, data_dir_out, split))
+                 | f"Finalize{split}" >> beam.Map(finalize_shards, records_dir, split))
     result = pipeline.result
     metadata_io.write_metadata(dataset_metadata.DatasetMetadata(raw_schema),
                                os.path.join(work_dir, "raw_metadata"))

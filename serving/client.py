@@ -104,13 +104,7 @@ class ScoringClient:
         return request
 
     def serialize(self, rows: list[dict]) -> list[bytes]:
-        fields = self.feature_names()
-        out = []
-        for row in rows:
-            feature = {f: tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(row[f]).encode()]))
-                       for f in fields}
-            out.append(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
-        return out
+        return names.serialize_examples(rows, self.feature_names())
 
     def predict(self, rows: list[dict], raw_tensors: bool = False) -> np.ndarray:
         missing = {f for f in self.feature_names() for r in rows if f not in r}

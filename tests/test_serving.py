@@ -256,3 +256,10 @@ def test_export_of_an_unfinished_run_is_a_clear_error(tmp_path):
     from serving.export_cli import main as export
     (tmp_path / "run").mkdir()
     assert export(["--run-dir", str(tmp_path / "run"), "--model-base-path", str(tmp_path / "m")]) == 2
+
+
+def test_serving_an_empty_base_path_is_a_clear_error(tmp_path, capsys):
+    from serving.server import main as serve
+    (tmp_path / "models" / ".export-unfinished").mkdir(parents=True)   # only a staging dir
+    assert serve(["--model-base-path", str(tmp_path / "models"), "--model-name", "m", "--port", "0"]) == 2
+    assert "no servable version under" in capsys.readouterr().err

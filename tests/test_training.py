@@ -137,3 +137,11 @@ def test_two_workers_on_loopback(synthetic_transform, tmp_path):
     # MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy
     assert "distribution: CollectiveAllReduceStrategy with 2 replica(s)" in outputs[0]
     assert metrics["test"]["auc"] > 0.52       # two short epochs: learning, not converged
+
+
+def test_training_on_a_directory_that_is_not_a_transform_output_is_a_clear_error(tmp_path):
+    from fsdnet_tf.training.cli import main as train
+    (tmp_path / "half").mkdir()
+    assert train(["--config", "synthetic", "--transform-dir", str(tmp_path / "half"),
+                  "--run-dir", str(tmp_path / "run")]) == 2
+    assert not (tmp_path / "run").exists()

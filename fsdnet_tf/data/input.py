@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 _READ_BATCH = 50_000
 
 
-def _parsed_dataset(files: list[str], contract, batch_size: int) -> tf.data.Dataset:
+def parsed_dataset(files: list[str], contract, batch_size: int) -> tf.data.Dataset:
     spec = contract.transformed_feature_spec()
     return (tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE)
             .batch(batch_size)
@@ -24,7 +24,7 @@ def _parsed_dataset(files: list[str], contract, batch_size: int) -> tf.data.Data
 def load_arrays(transform: TransformDir, split: str) -> dict[str, np.ndarray]:
     """A whole split in memory: {field: int32 ids, label: float32}. Ordered as written."""
     parts: dict[str, list] = {}
-    for batch in _parsed_dataset(transform.files(split), transform.contract, _READ_BATCH):
+    for batch in parsed_dataset(transform.files(split), transform.contract, _READ_BATCH):
         for key, value in batch.items():
             parts.setdefault(key, []).append(value.numpy())
     arrays = {k: np.concatenate(v) for k, v in parts.items()}
@@ -84,11 +84,11 @@ class TrainInput:
                   .shuffle(self.shuffle_buffer, seed=self.seed * 100_003 + epoch))
             spec = self.transform.contract.transformed_feature_spec()
             ds = ds.batch(batch).map(lambda r: tf.io.parse_example(r, spec), num_parallel_calls=tf.data.AUTOTUNE)
-            ds = ds.map(_cast_features)
+            ds = ds.map(cast_features)
         if max_steps is not None:
             ds = ds.take(max_steps)
         return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _cast_features(batch: dict) -> dict:
+def cast_features(batch: dict) -> dict:
     return {k: (tf.cast(v, tf.float32) if k == LABEL_KEY else tf.cast(v, tf.int32)) for k, v in batch.items()}

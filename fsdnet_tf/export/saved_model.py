@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from fsdnet_tf import features as names
 from fsdnet_tf.data.transform_output import TransformDir
-from fsdnet_tf.features import FeatureContract
+from fsdnet_tf.features import FeatureContract, serialize_examples
 from fsdnet_tf.models import ParallelCTRModel
 
 log = logging.getLogger(__name__)
@@ -82,16 +82,6 @@ class ServingModule(tf.Module):
                 names.CLASSIFY_SIGNATURE: classify, names.REGRESS_SIGNATURE: regress}
 
 
-def serialize_examples(rows: list[dict], contract: FeatureContract) -> list[bytes]:
-    """Raw rows {field: str} → serialized tf.Examples with bytes features."""
-    out = []
-    for row in rows:
-        feature = {f: tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(row[f]).encode()]))
-                   for f in contract.fields}
-        out.append(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
-    return out
-
-
 def raw_tensors(rows: list[dict], contract: FeatureContract) -> dict:
     return {f: tf.constant([str(r[f]) for r in rows], tf.string) for f in contract.fields}
 
@@ -138,7 +128,7 @@ def verify(export_dir: pathlib.Path, module: ServingModule, rows: list[dict]) ->
     contract = module.contract
     expected = module.score_raw(raw_tensors(rows, contract)).numpy()
     loaded = tf.saved_model.load(str(export_dir))
-    examples = tf.constant(serialize_examples(rows, contract))
+    examples = tf.constant(serialize_examples(rows, contract.fields))
     by_example = loaded.signatures[names.PREDICT_SIGNATURE](examples=examples)[names.PROBABILITY_OUTPUT].numpy()
     by_raw = loaded.signatures[names.RAW_SIGNATURE](**raw_tensors(rows, contract))[names.PROBABILITY_OUTPUT].numpy()
     regress = loaded.signatures[names.REGRESS_SIGNATURE](inputs=examples)[names.REGRESS_OUTPUT].numpy()
@@ -171,7 +161,7 @@ def export_run(run_dir: str, model_base_path: str, model_name: str = "fsdnet", h
     try:
         tf.saved_model.save(module, str(staging), signatures=module.signatures())
         _set_method_names(staging)
-        _write_warmup(staging, serialize_examples(rows, transform.contract), model_name)
+        _write_warmup(staging, serialize_examples(rows, transform.contract.fields), model_name)
         check = verify(staging, module, rows)
         metrics = json.loads((pathlib.Path(run_dir) / "metrics.json").read_text())
         description = {"model": config.model.type, "heads": heads, "dataset": config.dataset.name,

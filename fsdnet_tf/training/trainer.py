@@ -33,8 +33,8 @@ import tensorflow as tf
 import tf_keras
 
 from fsdnet_tf import __version__
-from fsdnet_tf.config import Config, ConfigError, dump_config, to_dict
-from fsdnet_tf.data.input import TrainInput, _cast_features, _parsed_dataset
+from fsdnet_tf.config import Config, ConfigError, dump_config, load_config, to_dict
+from fsdnet_tf.data.input import TrainInput, cast_features, parsed_dataset
 from fsdnet_tf.data.transform_output import TransformDir
 from fsdnet_tf.features import LABEL_KEY
 from fsdnet_tf.losses import DistillationTask
@@ -54,7 +54,6 @@ def write_json_atomic(path: pathlib.Path, data: dict) -> None:
 def restore_model(run_dir: str | pathlib.Path, config: Optional[Config] = None,
                   transform: Optional[TransformDir] = None) -> tuple[ParallelCTRModel, Config, TransformDir]:
     """Rebuild a finished run's model with its best weights (for export and evaluation)."""
-    from fsdnet_tf.config import load_config
     run_dir = pathlib.Path(run_dir)
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.is_file():
@@ -157,8 +156,8 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
     def _eval_dataset(self, split: str) -> tf.data.Dataset:
         if split not in self._eval_cache:
-            ds = _parsed_dataset(self.transform.files(split), self.transform.contract,
-                                 self.config.train.eval_batch_size).map(_cast_features)
+            ds = parsed_dataset(self.transform.files(split), self.transform.contract,
+                                self.config.train.eval_batch_size).map(cast_features)
             self._eval_cache[split] = ds.cache() if self.config.train.in_memory else ds
         return self._eval_cache[split]
 
