@@ -12,7 +12,7 @@ import dataclasses
 import pathlib
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
 import yaml

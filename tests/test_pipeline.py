@@ -1,7 +1,6 @@
 """The tf.Transform pipeline on small files the tests write, and on the real Criteo sample."""
 import math
 import os
-import pathlib
 import subprocess
 import sys
 
@@ -11,7 +10,7 @@ import pytest
 from conftest import BEAM_ARGS, REPO, SHARED_DATA
 from helpers import dead_letters, read_records, stats, vocabulary
 
-from fsdnet_tf.config import ConfigError, load_config
+from fsdnet_tf.config import load_config
 from pipelines.transform import DataError, run_transform
 
 CONFIG = """
