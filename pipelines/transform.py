@@ -59,6 +59,12 @@ RANGE_BYTES = 8 << 20
 RAW_SAMPLE_ROWS = 1000
 RAW_SAMPLE_FILE = "raw_sample_test.jsonl"
 METRIC_NAMESPACE = "fsdnet_transform"
+# Every parsed batch carries its split's index in SPLITS under this column, passed through
+# tf.Transform untouched, so that one transform stage (one graph load) serves all splits.
+# The hyphen keeps it apart from feature names, which are letters, digits and _.
+SPLIT_COLUMN = "split-index"
+# zlib level 1 writes ~4x faster than the default level 6 for ~40 % larger files.
+TFRECORD_OPTIONS = dict(compression_type="GZIP", compression_level=1)
 
 
 class DataError(ValueError):
@@ -175,18 +181,20 @@ class ParseLines(beam.DoFn):
                 column.append(value)
             labels.append(label)
             if len(labels) >= PARSE_BATCH_SIZE:
-                yield beam.pvalue.TaggedOutput(f"rows_{split}", self._record_batch(*buffers[split]))
+                yield beam.pvalue.TaggedOutput(f"rows_{split}", self._record_batch(split, *buffers[split]))
                 buffers[split] = ([[] for _ in self.contract.fields], [])
         for split in SPLITS:
             if buffers[split][1]:
-                yield beam.pvalue.TaggedOutput(f"rows_{split}", self._record_batch(*buffers[split]))
+                yield beam.pvalue.TaggedOutput(f"rows_{split}", self._record_batch(split, *buffers[split]))
             self.read[split].inc(read[split])
             self.rejected[split].inc(rejected[split])
 
-    def _record_batch(self, columns: list[list[str]], labels: list[int]) -> pa.RecordBatch:
+    def _record_batch(self, split: str, columns: list[list[str]], labels: list[int]) -> pa.RecordBatch:
         offsets = pa.array(np.arange(len(labels) + 1, dtype=np.int64))
         arrays = [pa.LargeListArray.from_arrays(offsets, pa.array(col, pa.large_binary())) for col in columns]
         arrays.append(pa.LargeListArray.from_arrays(offsets, pa.array(labels, pa.int64())))
+        split_index = np.full(len(labels), SPLITS.index(split), dtype=np.int64)
+        arrays.append(pa.LargeListArray.from_arrays(offsets, pa.array(split_index)))
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
 
@@ -238,12 +246,13 @@ def load_movielens_tables(ds: DatasetConfig, data_dir: str) -> tuple[dict, dict]
 
 def arrow_schema(contract: FeatureContract) -> pa.Schema:
     return pa.schema([(f, pa.large_list(pa.large_binary())) for f in contract.fields]
-                     + [(LABEL_KEY, pa.large_list(pa.int64()))])
+                     + [(LABEL_KEY, pa.large_list(pa.int64())), (SPLIT_COLUMN, pa.large_list(pa.int64()))])
 
 
 def raw_rows(batch: pa.RecordBatch) -> list[dict]:
     """Parsed raw RecordBatch → rows {field: str, label: int}."""
-    columns = {name: batch.column(i).flatten().to_pylist() for i, name in enumerate(batch.schema.names)}
+    columns = {name: batch.column(i).flatten().to_pylist() for i, name in enumerate(batch.schema.names)
+               if name != SPLIT_COLUMN}
     return [{k: (v[i] if k == LABEL_KEY else v[i].decode("utf-8", "backslashreplace"))
              for k, v in columns.items()} for i in range(batch.num_rows)]
 
@@ -280,49 +289,61 @@ def vocabulary_sizes(transform_fn_dir: str, contract: FeatureContract) -> dict[s
 
 
 class EncodeAndWrite(beam.DoFn):
-    """Transformed RecordBatches → gzipped TFRecord files of tf.Examples, one per bundle.
+    """Transformed RecordBatches of all splits → gzipped TFRecord files of tf.Examples,
+    one per split per bundle.
 
     Records are written by TensorFlow's C++ writer, not as one Beam element each
-    (which cost more than everything else together). Each bundle writes a
-    temporary file and emits its path; only paths of committed bundles reach
+    (which cost more than everything else together). Each bundle writes temporary
+    files and emits ``(split, path)``; only paths of committed bundles reach
     :func:`finalize_shards`, so a retried bundle cannot duplicate rows. Also
-    counts written rows and OOV ids per field.
+    counts written rows and OOV ids per split and field.
     """
 
-    def __init__(self, split: str, contract: FeatureContract, transformed_schema, directory: str):
-        self.split, self.contract, self.directory = split, contract, directory
+    def __init__(self, contract: FeatureContract, transformed_schema, directory: str):
+        self.contract, self.directory = contract, directory
         self.transformed_schema = transformed_schema
-        self.written = Metrics.counter(METRIC_NAMESPACE, f"written.{split}")
-        self.oov = {f: Metrics.counter(METRIC_NAMESPACE, f"oov.{split}.{f}") for f in contract.fields}
+        self.written = {s: Metrics.counter(METRIC_NAMESPACE, f"written.{s}") for s in SPLITS}
+        self.oov = {s: {f: Metrics.counter(METRIC_NAMESPACE, f"oov.{s}.{f}") for f in contract.fields}
+                    for s in SPLITS}
 
     def setup(self):
         from tfx_bsl.coders.example_coder import RecordBatchToExamplesEncoder
         self.encoder = RecordBatchToExamplesEncoder(self.transformed_schema)
+        self.columns = [feature.name for feature in self.transformed_schema.feature]
 
     def start_bundle(self):
-        self.writer, self.path = None, None
+        self.writers: dict = {}
 
     def process(self, batch_and_passthrough, vocab_sizes):
-        import tensorflow as tf
         batch = batch_and_passthrough[0]
+        codes = batch.column(batch.schema.get_field_index(SPLIT_COLUMN)).flatten().to_numpy()
+        present = np.unique(codes)
+        for code in present:
+            part = batch if len(present) == 1 else batch.filter(pa.array(codes == code))
+            self._write(SPLITS[code], part.select(self.columns), vocab_sizes)
+
+    def _write(self, split: str, batch: pa.RecordBatch, vocab_sizes: dict) -> None:
+        import tensorflow as tf
         for field in self.contract.fields:
             ids = batch.column(batch.schema.get_field_index(field)).flatten().to_numpy()
-            self.oov[field].inc(int(np.count_nonzero(ids >= vocab_sizes[field])))
-        if self.writer is None:
-            self.path = FileSystems.join(self.directory, f".{self.split}-{uuid.uuid4().hex}.tfrecord.gz")
-            self.writer = tf.io.TFRecordWriter(self.path, options="GZIP")
+            self.oov[split][field].inc(int(np.count_nonzero(ids >= vocab_sizes[field])))
+        if split not in self.writers:
+            path = FileSystems.join(self.directory, f".{split}-{uuid.uuid4().hex}.tfrecord.gz")
+            self.writers[split] = (tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(**TFRECORD_OPTIONS)), path)
+        writer = self.writers[split][0]
         for record in self.encoder.encode(batch):
-            self.writer.write(record)
-        self.written.inc(batch.num_rows)
+            writer.write(record)
+        self.written[split].inc(batch.num_rows)
 
     def finish_bundle(self):
-        if self.writer is not None:
-            self.writer.close()
-            yield WindowedValue(self.path, MIN_TIMESTAMP, [GlobalWindow()])
+        for split, (writer, path) in self.writers.items():
+            writer.close()
+            yield WindowedValue((split, path), MIN_TIMESTAMP, [GlobalWindow()])
 
 
-def finalize_shards(temp_paths: list[str], directory: str, split: str) -> None:
-    """Rename committed temporary files to ``{split}-NNNNN-of-MMMMM.tfrecord.gz``."""
+def finalize_shards(split_and_paths: tuple[str, list[str]], directory: str) -> None:
+    """Rename one split's committed temporary files to ``{split}-NNNNN-of-MMMMM.tfrecord.gz``."""
+    split, temp_paths = split_and_paths[0], list(split_and_paths[1])
     total = len(temp_paths)
     FileSystems.rename(sorted(temp_paths), [
         FileSystems.join(directory, f"{split}-{i:05d}-of-{total:05d}.tfrecord.gz") for i in range(total)])
@@ -348,7 +369,7 @@ def build_and_run(ds: DatasetConfig, data_dir: Optional[str], work_dir: str,
     records_dir = os.path.join(work_dir, "data")
     FileSystems.mkdirs(records_dir)
     with beam.Pipeline(options=options) as pipeline, tft_beam.Context(
-            temp_dir=os.path.join(work_dir, "tmp"), force_tf_compat_v1=False):
+            temp_dir=os.path.join(work_dir, "tmp"), force_tf_compat_v1=False, passthrough_keys={SPLIT_COLUMN}):
         parsed, dead_letters = read_and_parse(pipeline, ds, data_dir, contract, movielens_tables)
         for split in SPLITS:
             _ = (dead_letters[split]
@@ -366,14 +387,13 @@ def build_and_run(ds: DatasetConfig, data_dir: Optional[str], work_dir: str,
              | "SampleRaw" >> beam.combiners.Top.Of(RAW_SAMPLE_ROWS, key=_row_digest, reverse=True)
              | "WriteRawSample" >> beam.Map(write_raw_sample, os.path.join(work_dir, RAW_SAMPLE_FILE)))
         transformed_schema = schema_utils.schema_from_feature_spec(contract.transformed_feature_spec())
-        for split in SPLITS:
-            transformed, _ = (((parsed[split], tensor_adapter_config), transform_fn)
-                              | f"Transform{split}" >> tft_beam.TransformDataset(output_record_batches=True))
-            _ = (transformed
-                 | f"Write{split}" >> beam.ParDo(
-                     EncodeAndWrite(split, contract, transformed_schema, records_dir), vocab_sizes)
-                 | f"Shards{split}" >> beam.combiners.ToList()
-                 | f"Finalize{split}" >> beam.Map(finalize_shards, records_dir, split))
+        all_splits = [parsed[split] for split in SPLITS] | "AllSplits" >> beam.Flatten()
+        transformed, _ = (((all_splits, tensor_adapter_config), transform_fn)
+                          | "Transform" >> tft_beam.TransformDataset(output_record_batches=True))
+        _ = (transformed
+             | "Write" >> beam.ParDo(EncodeAndWrite(contract, transformed_schema, records_dir), vocab_sizes)
+             | "ShardsPerSplit" >> beam.GroupByKey()
+             | "Finalize" >> beam.Map(finalize_shards, records_dir))
     result = pipeline.result
     metadata_io.write_metadata(dataset_metadata.DatasetMetadata(raw_schema),
                                os.path.join(work_dir, "raw_metadata"))
