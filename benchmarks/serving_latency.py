@@ -5,6 +5,10 @@
 The server is fsdnet-serve in its own process (as in production, a separate server).
 For each batch size the same serialized tf.Examples are scored through gRPC Predict and
 through the loaded SavedModel's serving_default signature in this process (the floor).
+Each figure follows WARMUP_CALLS untimed calls; a p99 rests on its worst 1 % of calls,
+so batches 1 and 64 take ``--repeats`` samples (2000: the p99 is the 20th-worst call)
+and batch 1024 a fifth of that. The two paths alternate in ROUNDS blocks, so that both
+see the same machine: on a shared machine speed drifts over seconds.
 """
 from fsdnet_tf import _env  # noqa: F401
 
@@ -23,18 +27,27 @@ from fsdnet_tf import features as names
 from serving.client import ScoringClient
 
 
+WARMUP_CALLS = 50
+ROUNDS = 10
+
+
 def percentiles(samples):
     ms = np.array(samples) * 1000
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3)}
+    return {f"p{q}_ms": round(float(np.percentile(ms, q)), 3) for q in (50, 90, 99)}
 
 
-def time_calls(call, repeats: int):
-    call()
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - started)
+def time_interleaved(calls: dict, repeats: int) -> dict:
+    """Per call name, ``repeats`` latencies in seconds, taken in ROUNDS alternating blocks."""
+    for call in calls.values():
+        for _ in range(WARMUP_CALLS):
+            call()
+    samples = {name: [] for name in calls}
+    for _ in range(ROUNDS):
+        for name, call in calls.items():
+            for _ in range(repeats // ROUNDS):
+                started = time.perf_counter()
+                call()
+                samples[name].append(time.perf_counter() - started)
     return samples
 
 
@@ -47,7 +60,7 @@ def main() -> int:
     parser.add_argument("--model-base-path", required=True)
     parser.add_argument("--model-name", default="fsdnet")
     parser.add_argument("--rows", required=True, help="raw rows (jsonl), e.g. <transform>/raw_sample_test.jsonl")
-    parser.add_argument("--repeats", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=2000)
     args = parser.parse_args()
     rows = [json.loads(line) for line in pathlib.Path(args.rows).read_text().splitlines()]
     with socket.socket() as s:
@@ -68,10 +81,13 @@ def main() -> int:
                 batch_rows = (rows * (batch // len(rows) + 1))[:batch]
                 request = client.predict_request(batch_rows)
                 examples = tf.constant(client.serialize(batch_rows))
-                repeats = args.repeats if batch < 1024 else max(30, args.repeats // 5)
-                grpc_times = time_calls(lambda: client._call(client.prediction.Predict, request), repeats)
-                local_times = time_calls(lambda: serve(examples=examples)[names.PROBABILITY_OUTPUT].numpy(), repeats)
+                repeats = args.repeats if batch < 1024 else max(100, args.repeats // 5)
+                times = time_interleaved({
+                    "grpc": lambda: client._call(client.prediction.Predict, request),
+                    "in_process": lambda: serve(examples=examples)[names.PROBABILITY_OUTPUT].numpy()}, repeats)
+                grpc_times, local_times = times["grpc"], times["in_process"]
                 results[f"batch_{batch}"] = {
+                    "calls": repeats,
                     "grpc": {**percentiles(grpc_times), "examples_per_second": round(batch / np.median(grpc_times))},
                     "in_process": {**percentiles(local_times),
                                    "examples_per_second": round(batch / np.median(local_times))}}
