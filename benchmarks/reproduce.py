@@ -128,7 +128,11 @@ class Study:
                                   stderr=subprocess.STDOUT).returncode
         if code != 0:
             raise RuntimeError(f"{run.name}: fsdnet-train exited with {code}; see {log_path}")
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+        return self.store(run)
+
+    def store(self, run: Run) -> dict:
+        """Copy a finished run's metrics.json into the results, with the study's record of it."""
+        metrics = json.loads((self.work_dir / "runs" / run.name / "metrics.json").read_text())
         metrics["study"] = {"run": run.name, "group": run.group, "variant": run.variant,
                             "label_noise": run.noise, "concurrent_runs": self.jobs}
         self.runs_dir.mkdir(parents=True, exist_ok=True)
@@ -141,6 +145,16 @@ class Study:
     def write_report(self) -> None:
         with self._report_lock:
             study_report.write_report(self.runs_dir, self.results_dir, planned=plan())
+
+    def collect(self, runs: list[Run]) -> int:
+        """Store the runs that finished in the work directory (trained elsewhere or still going)."""
+        finished = [r for r in runs if stored_result(r, self.runs_dir) is None
+                    and (self.work_dir / "runs" / r.name / "metrics.json").is_file()]
+        for run in finished:
+            self.store(run)
+        log.info("stored %d finished runs", len(finished))
+        self.write_report()
+        return 0
 
     def run(self, runs: list[Run]) -> int:
         todo = [r for r in runs if stored_result(r, self.runs_dir) is None]
@@ -183,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--groups", default=",".join(GROUPS), help=f"comma-separated subset of {', '.join(GROUPS)}")
     parser.add_argument("--plan", action="store_true", help="print the runs and their overrides, then exit")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from stored runs")
+    parser.add_argument("--collect-only", action="store_true",
+                        help="store runs that finished in --work-dir and rebuild the report; train nothing")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     groups = tuple(g.strip() for g in args.groups.split(",") if g.strip())
@@ -198,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         study.write_report()
         return 0
+    if args.collect_only:
+        return study.collect(runs)
     if not (args.data_dir / "train.csv").is_file():
         print(f"reproduce: Frappe not found at {args.data_dir} (see ../shared/data/README.md); "
               "give --data-dir", file=sys.stderr)

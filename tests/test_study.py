@@ -91,6 +91,7 @@ def test_partial_study_report(tmp_path):
     met = {t["target"]: t["met"] for t in result["targets"]}
     assert met["FSDNet logloss lower than DCNv2's"] is True
     assert met["FSDNet AUC ≥ DCNv2 + 0.001 with p < 0.05"] is False
+    assert result["ablations"] == {}          # no ablation runs among the fakes
     report = (results / "frappe.md").read_text()
     assert "**Incomplete:**" in report and "benchmarks/reproduce.py" in report
     assert "| 20% | 0.97000 | — | — | 2023 |" in report
