@@ -30,6 +30,8 @@ VARIANT_LABELS = {"fsdnet": "FSDNet (full loss)", "dcnv2": "DCNv2 (baseline)",
 ABLATIONS = ("no_soft_labels", "no_hint", "no_fusion")
 TARGET_AUC, TARGET_MARGIN, TARGET_P = 0.9850, 0.0010, 0.05
 NOISE_TARGET_LEVEL = 0.2
+TUNE_SEED = 2023
+TUNE_CANDIDATES = {"fsdnet": 8, "dcnv2": 2}   # one-setting changes per model in reproduce.TUNE_GRID
 
 
 # --------------------------------------------------------------------------- statistics
@@ -51,8 +53,12 @@ def load_runs(runs_dir: pathlib.Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*.json"))] if runs_dir.is_dir() else []
 
 
-def select(runs: Iterable[dict], variant: str, noise: float = 0.0, seeds: Optional[Iterable[int]] = None) -> list[dict]:
-    chosen = [r for r in runs if r["study"]["variant"] == variant and r["study"]["label_noise"] == noise]
+def select(runs: Iterable[dict], variant: str, noise: float = 0.0, seeds: Optional[Iterable[int]] = None,
+           settings: Optional[dict] = None) -> list[dict]:
+    """Runs of ``variant`` at ``noise`` with exactly ``settings`` changed from the shipped config."""
+    settings = settings or {}
+    chosen = [r for r in runs if r["study"]["variant"] == variant and r["study"]["label_noise"] == noise
+              and r["study"].get("settings", {}) == settings]
     if seeds is not None:
         wanted = set(seeds)
         chosen = [r for r in chosen if r["seed"] in wanted]
@@ -105,6 +111,13 @@ def compute(runs: list[dict], noise_levels: tuple[float, ...]) -> dict:
             # Seed-matched: each ablation against the full loss trained with the same seeds.
             result["ablations"][ablation] = {"variant": summarise(chosen), "full_same_seeds": summarise(full),
                                              "auc_difference": variants[ablation]["auc_mean"] - summarise(full)["auc_mean"]}
+    result["tuning"] = tuning(runs)
+    tuned = result["tuning"]
+    if all(tuned.get(m, {}).get("tuned") for m in ("fsdnet", "dcnv2")):
+        fsd_t, dcn_t = (select(runs, m, settings=tuned[m]["chosen"]) for m in ("fsdnet", "dcnv2"))
+        result["tuned_p_value_auc"] = welch_p_value([r["test"]["auc"] for r in fsd_t], [r["test"]["auc"] for r in dcn_t])
+        result["tuned_p_value_logloss"] = welch_p_value([r["test"]["logloss"] for r in fsd_t],
+                                                        [r["test"]["logloss"] for r in dcn_t])
     noise_seeds = sorted({r["seed"] for r in runs if r["study"]["label_noise"] > 0})
     for level in noise_levels:
         entry = {}
@@ -118,6 +131,27 @@ def compute(runs: list[dict], noise_levels: tuple[float, ...]) -> dict:
         if entry:
             result["noise"][f"{level:.1f}"] = entry
     return result
+
+
+def tuning(runs: list[dict]) -> dict:
+    """Per model: the tuning candidates (one seed) by valid AUC, the choice, and its multi-seed figures."""
+    out = {}
+    for model in ("fsdnet", "dcnv2"):
+        candidates = [r for r in runs if r["study"]["variant"] == model and r["study"]["label_noise"] == 0
+                      and (r["study"]["group"] == "tune" or (r["study"]["group"] == "main" and r["seed"] == TUNE_SEED))]
+        if not any(r["study"]["group"] == "tune" for r in candidates):
+            continue
+        candidates.sort(key=lambda r: -r["valid"]["auc"])
+        entry = {"candidates": [{"settings": r["study"].get("settings", {}), "valid_auc": r["valid"]["auc"],
+                                 "test_auc": r["test"]["auc"]} for r in candidates]}
+        # The choice is final only when every candidate is stored (reproduce.py decides the same way).
+        if len(candidates) == 1 + TUNE_CANDIDATES[model]:
+            entry["chosen"] = candidates[0]["study"].get("settings", {})
+            chosen_runs = select(runs, model, settings=entry["chosen"])
+            if len(chosen_runs) > 1:
+                entry["tuned"] = summarise(chosen_runs)
+        out[model] = entry
+    return out
 
 
 def targets(result: dict) -> list[tuple[str, Optional[bool], str]]:
@@ -303,6 +337,30 @@ def render(result: dict, runs: list[dict], missing: list[str], plots: list[str])
             seeds = sorted({s for e in entry.values() for s in e["seeds"]})
             lines.append(f"| {float(level):.0%} | {cells[0]} | {cells[1]} | {diff} | {', '.join(map(str, seeds))} |")
         lines += ["", "0 % uses the main runs with the noise study's seeds."]
+    if result["tuning"]:
+        lines += ["", "## Tuning on valid (α, T, β, dropout; SPEC check first: `frappe_spec_check.md`)", "",
+                  f"One setting changed at a time from the shipped config, seed {TUNE_SEED}, ranked by **valid** AUC "
+                  "(test AUC shown for reference only, never used to choose). The chosen settings are then trained "
+                  "with the 5 main seeds.", "",
+                  "| model | changed setting | valid AUC | test AUC |", "|---|---|---|---|"]
+        for model, entry in result["tuning"].items():
+            for c in entry["candidates"]:
+                changed = ", ".join(f"{k} = {v:g}" for k, v in c["settings"].items()) or "(shipped config)"
+                lines.append(f"| {model} | {changed} | {c['valid_auc']:.5f} | {c['test_auc']:.5f} |")
+        lines += ["", "| model | chosen | seeds | test AUC | test logloss |", "|---|---|---|---|---|"]
+        for model, entry in result["tuning"].items():
+            chosen = entry.get("chosen")
+            if chosen is None:
+                lines.append(f"| {model} | (tuning runs incomplete) | | | |")
+                continue
+            t = entry.get("tuned")
+            changed = ", ".join(f"{k} = {v:g}" for k, v in chosen.items()) or "shipped config"
+            lines.append(f"| {model} | {changed} | {len(t['seeds']) if t else 1} | "
+                         + (f"{_pm(t['auc_mean'], t['auc_std'])} | {_pm(t['logloss_mean'], t['logloss_std'])} |"
+                            if t else "(seed runs pending) | |"))
+        if result.get("tuned_p_value_auc") is not None:
+            lines += ["", f"Tuned FSDNet vs tuned DCNv2, Welch two-tailed: p = {result['tuned_p_value_auc']:.3g} (AUC), "
+                          f"p = {result['tuned_p_value_logloss']:.3g} (logloss)."]
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     lines += ["", "## Every run", "", "| run | seed | test AUC | test logloss | epochs (best) | seconds |", "|---|---|---|---|---|---|"]

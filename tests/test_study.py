@@ -28,7 +28,9 @@ def test_plan_has_every_required_run_once():
     names = [r.name for r in runs]
     assert len(names) == len(set(names))
     count = lambda **kw: sum(all(getattr(r, k) == v for k, v in kw.items()) for r in runs)  # noqa: E731
-    assert count(variant="fsdnet", noise=0.0) == 5 and count(variant="dcnv2", noise=0.0) == 5
+    assert count(group="main", variant="fsdnet") == 5 and count(group="main", variant="dcnv2") == 5
+    assert count(group="tune", variant="fsdnet") == 8 and count(group="tune", variant="dcnv2") == 2
+    assert count(group="tuned") == 0                 # chosen on valid once the tune runs exist
     for ablation in ("no_soft_labels", "no_hint", "no_fusion"):
         assert count(variant=ablation) == 3
     for level in (0.1, 0.2, 0.3):
@@ -55,7 +57,7 @@ def fake_run(run: "reproduce.Run", auc: float, logloss: float, heads: int = 3) -
             "valid": {"auc": auc, "logloss": logloss, "heads": []}, "best_epoch": 1, "epochs": [epoch],
             "train_examples_per_second": 1000.0, "seconds": 10.0, "config": run.expected_config(),
             "study": {"run": run.name, "group": run.group, "variant": run.variant,
-                      "label_noise": run.noise, "concurrent_runs": 2}}
+                      "label_noise": run.noise, "settings": dict(run.settings), "concurrent_runs": 2}}
 
 
 def test_stored_result_is_reused_only_while_its_config_matches(tmp_path):
@@ -97,3 +99,21 @@ def test_partial_study_report(tmp_path):
     assert "| 20% | 0.97000 | — | — | 2023 |" in report
     for png in ("frappe_heads.png", "frappe_valid_auc_per_epoch.png", "frappe_noise.png"):
         assert (results / png).stat().st_size > 0 and png in report
+
+
+def test_tuning_chooses_on_valid_auc_once_every_candidate_is_stored(tmp_path):
+    candidates = reproduce.tune_candidates("dcnv2")
+    assert [c.name for c in candidates] == ["dcnv2_s2023", "dcnv2_dropout0.5_s2023", "dcnv2_dropout0.6_s2023"]
+    valid = {"dcnv2_s2023": 0.980, "dcnv2_dropout0.5_s2023": 0.985, "dcnv2_dropout0.6_s2023": 0.982}
+    for run in candidates[:2]:
+        metrics = fake_run(run, 0.99, 0.1, heads=1)   # test AUC equal: only valid may decide
+        metrics["valid"]["auc"] = valid[run.name]
+        (tmp_path / f"{run.name}.json").write_text(json.dumps(metrics))
+    assert reproduce.chosen_settings("dcnv2", tmp_path) is None      # one candidate missing
+    metrics = fake_run(candidates[2], 0.999, 0.1, heads=1)
+    metrics["valid"]["auc"] = valid[candidates[2].name]
+    (tmp_path / f"{candidates[2].name}.json").write_text(json.dumps(metrics))
+    assert reproduce.chosen_settings("dcnv2", tmp_path) == (("model.dropout", 0.5),)
+    tuned = [r for r in reproduce.plan(("tuned",), tmp_path) if r.variant == "dcnv2"]
+    assert [r.name for r in tuned] == [f"dcnv2_dropout0.5_s{s}" for s in (2024, 2025, 2026, 2027)]
+    assert tuned[0].expected_config()["model"]["dropout"] == 0.5
