@@ -219,12 +219,13 @@ def plot_valid_curves(runs: list[dict], path: pathlib.Path) -> bool:
     heads = len(run["epochs"][0]["valid_heads"])
     for i in range(heads):
         label = "FSDNet teacher (head 3)" if i == heads - 1 else f"FSDNet student head {i + 1}"
-        ax.plot(epochs, [e["valid_heads"][i]["auc"] for e in run["epochs"]], marker=".", label=label)
+        colour = "tab:green" if i == heads - 1 else ("tab:blue", "tab:purple", "tab:cyan")[i % 3]
+        ax.plot(epochs, [e["valid_heads"][i]["auc"] for e in run["epochs"]], marker=".", color=colour, label=label)
     ax.plot(epochs, [e["valid_auc"] for e in run["epochs"]], color="black", marker="o", ms=3, label="FSDNet ŷ (mean)")
     dcn = select(runs, "dcnv2", seeds=[run["seed"]])
     if dcn:
         ax.plot([e["epoch"] for e in dcn[0]["epochs"]], [e["valid_auc"] for e in dcn[0]["epochs"]],
-                color="tab:orange", linestyle="--", label="DCNv2")
+                color="tab:red", linestyle="--", label="DCNv2")
     best = max(e["valid_auc"] for e in run["epochs"])
     ax.set_ylim(best - 0.01, best + 0.002)
     ax.set(xlabel="epoch", ylabel="valid AUC", title=f"Frappe, seed {run['seed']}: valid AUC per epoch")
