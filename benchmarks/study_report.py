@@ -308,8 +308,10 @@ def render(result: dict, runs: list[dict], missing: list[str], plots: list[str])
                          f"{PAPER[model][0]} / {PAPER[model][1]} |")
     if result["p_value_auc"] is not None:
         lines += ["", f"Welch two-tailed t-test, FSDNet vs DCNv2: p = {result['p_value_auc']:.3g} (AUC), "
-                      f"p = {result['p_value_logloss']:.3g} (logloss). Train examples/s is per process with "
-                      "the cores shared between the concurrent runs (one intra-op thread each)."]
+                      f"p = {result['p_value_logloss']:.3g} (logloss). Train seconds and examples/s are per process "
+                      "with the cores shared between the concurrent runs (one intra-op thread each); runs were "
+                      "also paused (SIGSTOP) while speed benchmarks used the machine, so they are upper bounds "
+                      "on time and lower bounds on speed. Controlled throughput figures: `benchmarks/README.md`."]
     if result["heads"].get("fsdnet"):
         heads = result["heads"]["fsdnet"]
         lines += ["", "## FSDNet per head (test, mean ± std)", "", "| head | AUC | logloss |", "|---|---|---|"]
