@@ -144,3 +144,18 @@ def test_training_on_a_directory_that_is_not_a_transform_output_is_a_clear_error
     assert train(["--config", "synthetic", "--transform-dir", str(tmp_path / "half"),
                   "--run-dir", str(tmp_path / "run")]) == 2
     assert not (tmp_path / "run").exists()
+
+
+def test_checkpoint_pruning_keeps_the_named_checkpoints_in_a_dotted_run_dir(tmp_path):
+    from fsdnet_tf.training.trainer import prune_checkpoints
+    run_dir = tmp_path / "runs" / "fsdnet_dropout0.5_s2023"
+    files = {kind: run_dir / "checkpoints" / kind for kind in ("last", "best")}
+    for kind, folder in files.items():
+        folder.mkdir(parents=True)
+        for epoch in (1, 2, 3):
+            for suffix in (".index", ".data-00000-of-00001"):
+                (folder / f"epoch-{epoch}{suffix}").write_text("x")
+    prune_checkpoints(run_dir, {"checkpoints/last/epoch-3", "checkpoints/best/epoch-2"})
+    remaining = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("epoch-*"))
+    assert remaining == ["checkpoints/best/epoch-2.data-00000-of-00001", "checkpoints/best/epoch-2.index",
+                         "checkpoints/last/epoch-3.data-00000-of-00001", "checkpoints/last/epoch-3.index"]

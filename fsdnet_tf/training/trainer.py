@@ -51,6 +51,17 @@ def write_json_atomic(path: pathlib.Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def prune_checkpoints(run_dir: pathlib.Path, keep: set) -> None:
+    """Delete the files of every checkpoint under ``run_dir/checkpoints`` whose prefix
+    (relative to ``run_dir``, e.g. ``checkpoints/best/epoch-3``) is not in ``keep``."""
+    for kind in ("last", "best"):
+        for path in (run_dir / "checkpoints" / kind).glob("epoch-*"):
+            # Only the file name is split: directory names may contain dots (runs/dropout0.5).
+            prefix = os.path.relpath(path.parent / path.name.split(".")[0], run_dir)
+            if prefix not in keep:
+                path.unlink()
+
+
 def restore_model(run_dir: str | pathlib.Path, config: Optional[Config] = None,
                   transform: Optional[TransformDir] = None) -> tuple[ParallelCTRModel, Config, TransformDir]:
     """Rebuild a finished run's model with its best weights (for export and evaluation)."""
@@ -205,7 +216,7 @@ class Trainer:
                 self.checkpoint.write(str(self.write_dir / "checkpoints" / "last" / f"epoch-{epoch}")),
                 self.write_dir)
             write_json_atomic(self.write_dir / "progress.json", state)
-            self._prune_checkpoints(state)
+            prune_checkpoints(self.write_dir, {state["last_checkpoint"], state["best_checkpoint"]})
             self._log_epoch(writer, record)
         return self._finish(state, time.perf_counter() - started)
 
@@ -240,14 +251,6 @@ class Trainer:
         path = tf.train.Checkpoint(model=self.model).write(
             str(self.write_dir / "checkpoints" / "best" / f"epoch-{epoch}"))
         return os.path.relpath(path, self.write_dir)
-
-    def _prune_checkpoints(self, state: dict) -> None:
-        keep = {state["last_checkpoint"], state["best_checkpoint"]}
-        for kind in ("last", "best"):
-            for path in (self.write_dir / "checkpoints" / kind).glob("epoch-*"):
-                prefix = os.path.relpath(str(path).split(".")[0], self.write_dir)
-                if prefix not in keep:
-                    path.unlink()
 
     def _log_epoch(self, writer, record: dict) -> None:
         with writer.as_default(step=record["epoch"]):
