@@ -3,6 +3,11 @@ import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Reductions split over several intra-op threads are not reproducible bit for bit between
+# processes (~1e-5 relative), and the resume test compares a killed-and-resumed process with
+# an uninterrupted one to 1e-6. One intra-op thread, inherited by the tests' subprocesses,
+# makes that comparison exact.
+os.environ["TF_NUM_INTRAOP_THREADS"] = "1"
 
 import pathlib  # noqa: E402
 
