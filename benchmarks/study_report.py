@@ -11,7 +11,7 @@ import datetime
 import json
 import os
 import pathlib
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 import matplotlib
 
@@ -30,8 +30,6 @@ VARIANT_LABELS = {"fsdnet": "FSDNet (full loss)", "dcnv2": "DCNv2 (baseline)",
 ABLATIONS = ("no_soft_labels", "no_hint", "no_fusion")
 TARGET_AUC, TARGET_MARGIN, TARGET_P = 0.9850, 0.0010, 0.05
 NOISE_TARGET_LEVEL = 0.2
-TUNE_SEED = 2023
-TUNE_CANDIDATES = {"fsdnet": 8, "dcnv2": 2}   # one-setting changes per model in reproduce.TUNE_GRID
 
 
 # --------------------------------------------------------------------------- statistics
@@ -88,7 +86,7 @@ def head_summary(runs: list[dict]) -> list[dict]:
 
 # --------------------------------------------------------------------------- figures
 
-def compute(runs: list[dict], noise_levels: tuple[float, ...]) -> dict:
+def compute(runs: list[dict], noise_levels: tuple[float, ...], tuning_pending: frozenset = frozenset()) -> dict:
     """Everything the report shows, machine-readable (written as frappe.json)."""
     variants = {}
     for variant in VARIANT_LABELS:
@@ -113,7 +111,7 @@ def compute(runs: list[dict], noise_levels: tuple[float, ...]) -> dict:
                 "variant": summarise(chosen), "full_same_seeds": summarise(full),
                 "auc_difference": variants[ablation]["auc_mean"] - summarise(full)["auc_mean"],
                 "p_value_auc": welch_p_value([r["test"]["auc"] for r in chosen], [r["test"]["auc"] for r in full])}
-    result["tuning"] = tuning(runs)
+    result["tuning"] = tuning(runs, tuning_pending)
     tuned = result["tuning"]
     if all(tuned.get(m, {}).get("tuned") for m in ("fsdnet", "dcnv2")):
         fsd_t, dcn_t = (select(runs, m, settings=tuned[m]["chosen"]) for m in ("fsdnet", "dcnv2"))
@@ -135,19 +133,20 @@ def compute(runs: list[dict], noise_levels: tuple[float, ...]) -> dict:
     return result
 
 
-def tuning(runs: list[dict]) -> dict:
-    """Per model: the tuning candidates (one seed) by valid AUC, the choice, and its multi-seed figures."""
+def tuning(runs: list[dict], pending: frozenset) -> dict:
+    """Per model: the tuning candidates (the shipped config and each tune run, one seed) by
+    valid AUC, the choice, and its multi-seed figures. ``pending``: models with candidates
+    still to train, whose choice is not final yet (reproduce.py decides the same way)."""
     out = {}
     for model in ("fsdnet", "dcnv2"):
-        candidates = [r for r in runs if r["study"]["variant"] == model and r["study"]["label_noise"] == 0
-                      and (r["study"]["group"] == "tune" or (r["study"]["group"] == "main" and r["seed"] == TUNE_SEED))]
-        if not any(r["study"]["group"] == "tune" for r in candidates):
+        tune_runs = [r for r in runs if r["study"]["variant"] == model and r["study"]["group"] == "tune"]
+        if not tune_runs:
             continue
-        candidates.sort(key=lambda r: -r["valid"]["auc"])
-        entry = {"candidates": [{"settings": r["study"].get("settings", {}), "valid_auc": r["valid"]["auc"],
-                                 "test_auc": r["test"]["auc"]} for r in candidates]}
-        # The choice is final only when every candidate is stored (reproduce.py decides the same way).
-        if len(candidates) == 1 + TUNE_CANDIDATES[model]:
+        seed = tune_runs[0]["seed"]
+        candidates = sorted(select(runs, model, seeds=[seed]) + tune_runs, key=lambda r: -r["valid"]["auc"])
+        entry = {"seed": seed, "candidates": [{"settings": r["study"].get("settings", {}), "valid_auc": r["valid"]["auc"],
+                                               "test_auc": r["test"]["auc"]} for r in candidates]}
+        if model not in pending:
             entry["chosen"] = candidates[0]["study"].get("settings", {})
             chosen_runs = select(runs, model, settings=entry["chosen"])
             if len(chosen_runs) > 1:
@@ -348,7 +347,8 @@ def render(result: dict, runs: list[dict], missing: list[str], plots: list[str])
         lines += ["", "0 % uses the main runs with the noise study's seeds."]
     if result["tuning"]:
         lines += ["", "## Tuning on valid (α, T, β, dropout; SPEC check first: `frappe_spec_check.md`)", "",
-                  f"One setting changed at a time from the shipped config, seed {TUNE_SEED}, ranked by **valid** AUC "
+                  "One setting changed at a time from the shipped config, seed "
+                  f"{', '.join(sorted({str(e['seed']) for e in result['tuning'].values()}))}, ranked by **valid** AUC "
                   "(test AUC shown for reference only, never used to choose). The chosen settings are then trained "
                   "with the 5 main seeds.", "",
                   "| model | changed setting | valid AUC | test AUC |", "|---|---|---|---|"]
@@ -387,13 +387,16 @@ def _write_atomic(path: pathlib.Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_report(runs_dir: pathlib.Path, results_dir: pathlib.Path, planned: Iterable = ()) -> dict:
+def write_report(runs_dir: pathlib.Path, results_dir: pathlib.Path, planned: Sequence = ()) -> dict:
     """Write frappe.md, frappe.json and the plots; returns the figures (frappe.json's content)."""
     runs = load_runs(runs_dir)
     stored = {r["study"]["run"] for r in runs}
     missing = [p.name for p in planned if p.name not in stored]
     noise_levels = (0.0,) + tuple(sorted({r["study"]["label_noise"] for r in runs if r["study"]["label_noise"] > 0}))
-    result = compute(runs, noise_levels)
+    tune_seeds = {p.seed for p in planned if p.group == "tune"}
+    tuning_pending = frozenset(p.variant for p in planned if p.name not in stored and (
+        p.group == "tune" or (p.group == "main" and p.seed in tune_seeds)))
+    result = compute(runs, noise_levels, tuning_pending)
     results_dir.mkdir(parents=True, exist_ok=True)
     plots = []
     for name, draw in (("frappe_heads.png", lambda p: plot_heads(result, p)),

@@ -117,3 +117,14 @@ def test_tuning_chooses_on_valid_auc_once_every_candidate_is_stored(tmp_path):
     tuned = [r for r in reproduce.plan(("tuned",), tmp_path) if r.variant == "dcnv2"]
     assert [r.name for r in tuned] == [f"dcnv2_dropout0.5_s{s}" for s in (2024, 2025, 2026, 2027)]
     assert tuned[0].expected_config()["model"]["dropout"] == 0.5
+
+
+def test_cli_rejects_bad_arguments_and_missing_data(tmp_path, capsys):
+    for argv, message in ((["--groups", "main,bogus"], "unknown group 'bogus'"), (["--jobs", "0"], "--jobs must be >= 1")):
+        with pytest.raises(SystemExit) as exit_info:
+            reproduce.main(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert reproduce.main(["--data-dir", str(tmp_path / "absent"), "--work-dir", str(tmp_path / "work"),
+                           "--results-dir", str(tmp_path / "results")]) == 2
+    assert "Frappe not found at" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()          # nothing started
