@@ -105,11 +105,13 @@ def test_resume_after_kill_gives_the_same_result(trained_run, synthetic_transfor
     assert done.returncode == 0, done.stderr[-2000:]
     assert "resuming" in done.stderr
     resumed = json.loads((run_dir / "metrics.json").read_text())
-    # The training trajectory is reproduced exactly (same batches, dropout masks, optimizer state)...
+    # The training trajectory is reproduced (same batches, dropout masks, optimizer state). Two
+    # processes differ by float noise alone (seen up to ~7e-6 relative, already in epoch 1 before
+    # any resume); a resume error (other batches, masks or optimizer state) moves these means by far more.
     assert len(resumed["epochs"]) == len(uninterrupted["epochs"])
     for ours, theirs in zip(resumed["epochs"], uninterrupted["epochs"]):
         for term in ("loss", "bce", "kl", "hint"):
-            assert ours["train"][term] == pytest.approx(theirs["train"][term], rel=1e-6), (ours["epoch"], term)
+            assert ours["train"][term] == pytest.approx(theirs["train"][term], rel=1e-4), (ours["epoch"], term)
     # ...and the evaluation within float noise.
     assert resumed["test"]["auc"] == pytest.approx(uninterrupted["test"]["auc"], abs=2e-3)
     assert resumed["test"]["logloss"] == pytest.approx(uninterrupted["test"]["logloss"], abs=2e-3)
