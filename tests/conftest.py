@@ -3,10 +3,6 @@ import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# The resume test compares per-epoch losses of two processes. With two intra-op threads their
-# float noise grows through training (6e-4 relative on the small KL term seen); with one thread,
-# inherited by the tests' subprocesses, it stays near 2e-6.
-os.environ["TF_NUM_INTRAOP_THREADS"] = "1"
 
 import pathlib  # noqa: E402
 

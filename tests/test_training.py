@@ -86,10 +86,22 @@ def _train_command(transform, run_dir, extra=()):
     return args
 
 
-def test_resume_after_kill_gives_the_same_result(trained_run, synthetic_transform, tmp_path):
-    _, uninterrupted, _ = trained_run
+# Settings under which two runs of one config are bitwise identical (10 of 10 runs here). By
+# default they are not: multi-threaded and oneDNN kernels reorder float sums, and training
+# amplifies that noise (up to 5e-4 relative on the KL term after two epochs, seen in ~1 of 3
+# runs), which would hide a small resume error.
+BITWISE_REPRODUCIBLE_ENV = {"TF_DETERMINISTIC_OPS": "1", "TF_NUM_INTRAOP_THREADS": "1",
+                            "TF_NUM_INTEROP_THREADS": "1", "TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
+def test_resume_after_kill_gives_the_same_result(synthetic_transform, tmp_path):
+    env = {**os.environ, **BITWISE_REPRODUCIBLE_ENV}
+    reference = subprocess.run(_train_command(synthetic_transform, tmp_path / "uninterrupted"), cwd=REPO,
+                               env=env, capture_output=True, text=True)
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    uninterrupted = json.loads((tmp_path / "uninterrupted" / "metrics.json").read_text())
     run_dir = tmp_path / "killed"
-    proc = subprocess.Popen(_train_command(synthetic_transform, run_dir), cwd=REPO,
+    proc = subprocess.Popen(_train_command(synthetic_transform, run_dir), cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     progress = run_dir / "progress.json"
     deadline = time.monotonic() + 300
@@ -101,20 +113,17 @@ def test_resume_after_kill_gives_the_same_result(trained_run, synthetic_transfor
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "training ended before it could be killed"
     assert not (run_dir / "metrics.json").exists()
-    done = subprocess.run(_train_command(synthetic_transform, run_dir), cwd=REPO, capture_output=True, text=True)
+    epochs_before_kill = len(json.loads(progress.read_text())["epochs"])
+    assert epochs_before_kill < len(uninterrupted["epochs"]), "killed too late to test a resume"
+    done = subprocess.run(_train_command(synthetic_transform, run_dir), cwd=REPO, env=env,
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "resuming" in done.stderr
+    assert f"after epoch {epochs_before_kill}" in done.stderr
     resumed = json.loads((run_dir / "metrics.json").read_text())
-    # The training trajectory is reproduced (same batches, dropout masks, optimizer state). Two
-    # processes differ by float noise alone (seen up to ~7e-6 relative, already in epoch 1 before
-    # any resume); a resume error (other batches, masks or optimizer state) moves these means by far more.
-    assert len(resumed["epochs"]) == len(uninterrupted["epochs"])
-    for ours, theirs in zip(resumed["epochs"], uninterrupted["epochs"]):
-        for term in ("loss", "bce", "kl", "hint"):
-            assert ours["train"][term] == pytest.approx(theirs["train"][term], rel=1e-4), (ours["epoch"], term)
-    # ...and the evaluation within float noise.
-    assert resumed["test"]["auc"] == pytest.approx(uninterrupted["test"]["auc"], abs=2e-3)
-    assert resumed["test"]["logloss"] == pytest.approx(uninterrupted["test"]["logloss"], abs=2e-3)
+    # Same batches, dropout masks, optimizer and learning-rate state: the same bits.
+    assert [(e["train"], e["valid_auc"], e["learning_rate"]) for e in resumed["epochs"]] == \
+        [(e["train"], e["valid_auc"], e["learning_rate"]) for e in uninterrupted["epochs"]]
+    assert (resumed["best_epoch"], resumed["test"]) == (uninterrupted["best_epoch"], uninterrupted["test"])
 
 
 def test_two_workers_on_loopback(synthetic_transform, tmp_path):
