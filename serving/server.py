@@ -29,7 +29,6 @@ from typing import Optional
 import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
                                      inference_pb2, model_pb2, model_service_pb2_grpc, predict_pb2,
                                      prediction_log_pb2, prediction_service_pb2_grpc, regression_pb2)
@@ -45,19 +44,55 @@ class RequestError(Exception):
         self.code = code
 
 
+class SignatureRunner:
+    """Runs a SavedModel's signatures the way TF Serving does: Session::Run on the SignatureDef's tensors.
+
+    A callable per (signature, outputs) feeds numpy arrays straight into the graph, which
+    costs a fraction of an eager signature call (0.19 vs 0.46 ms at batch 1 on Frappe):
+    the eager path re-binds ~90 captured variables and the input structure in Python on
+    every call. Thread pools as in TF Serving: ``intra_op_threads`` per op, ``inter_op_threads``
+    for independent ops (0: one per core; -1: each request's own thread, which measured
+    slightly faster at batch 1 but 0.6 ms slower at batch 1024, where the cross and deep
+    towers run in parallel).
+    """
+
+    def __init__(self, path: pathlib.Path, intra_op_threads: int = 0, inter_op_threads: int = 0):
+        self.graph = tf.Graph()
+        config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=intra_op_threads,
+                                          inter_op_parallelism_threads=inter_op_threads)
+        self.session = tf.compat.v1.Session(graph=self.graph, config=config)
+        with self.graph.as_default():
+            meta_graph = tf.compat.v1.saved_model.loader.load(self.session, [tf.saved_model.SERVING], str(path))
+        self.signature_defs = dict(meta_graph.signature_def)
+        self.signature_defs.pop("__saved_model_init_op", None)
+        self._callables: dict = {}
+        self._lock = threading.Lock()
+
+    def run(self, signature: str, inputs: dict, outputs: list[str]) -> dict:
+        definition = self.signature_defs[signature]
+        feeds = sorted(inputs)
+        key = (signature, tuple(feeds), tuple(outputs))
+        with self._lock:
+            runner = self._callables.get(key)
+            if runner is None:
+                runner = self._callables[key] = self.session.make_callable(
+                    [definition.outputs[o].name for o in outputs], [definition.inputs[i].name for i in feeds])
+        return dict(zip(outputs, runner(*[inputs[k] for k in feeds])))
+
+
 @dataclass
 class LoadedVersion:
     version: int
     path: pathlib.Path
-    model: object
-    signature_defs: dict   # name → SignatureDef proto (for metadata and method names)
+    runner: SignatureRunner
+
+    @property
+    def signature_defs(self) -> dict:   # name → SignatureDef proto (inputs, outputs, method name)
+        return self.runner.signature_defs
 
 
-def load_version(path: pathlib.Path) -> LoadedVersion:
-    proto = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
-    signature_defs = dict(proto.meta_graphs[0].signature_def)
-    signature_defs.pop("__saved_model_init_op", None)
-    return LoadedVersion(int(path.name), path, tf.saved_model.load(str(path)), signature_defs)
+def load_version(path: pathlib.Path, intra_op_threads: int = 0, inter_op_threads: int = 0) -> LoadedVersion:
+    return LoadedVersion(int(path.name), path, SignatureRunner(path, intra_op_threads, inter_op_threads))
 
 
 def replay_warmup(loaded: LoadedVersion) -> int:
@@ -68,9 +103,9 @@ def replay_warmup(loaded: LoadedVersion) -> int:
     for record in tf.data.TFRecordDataset(str(path)):
         entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
         request = entry.predict_log.request
-        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
-        loaded.model.signatures[request.model_spec.signature_name or names.PREDICT_SIGNATURE](
-            **{k: tf.constant(v) for k, v in inputs.items()})
+        signature = request.model_spec.signature_name or names.PREDICT_SIGNATURE
+        loaded.runner.run(signature, {k: tf.make_ndarray(v) for k, v in request.inputs.items()},
+                          list(request.output_filter) or list(loaded.signature_defs[signature].outputs))
         count += 1
     return count
 
@@ -78,8 +113,10 @@ def replay_warmup(loaded: LoadedVersion) -> int:
 class ModelManager:
     """Serves the newest version under the base path; polls for new ones."""
 
-    def __init__(self, base_path: str, model_name: str, poll_seconds: float = 1.0):
+    def __init__(self, base_path: str, model_name: str, poll_seconds: float = 1.0, intra_op_threads: int = 0,
+                 inter_op_threads: int = 0):
         self.base_path, self.model_name, self.poll_seconds = pathlib.Path(base_path), model_name, poll_seconds
+        self.threads = (intra_op_threads, inter_op_threads)
         self._current: Optional[LoadedVersion] = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -98,7 +135,7 @@ class ModelManager:
         if newest is None or (current is not None and newest <= current.version):
             return
         started = time.perf_counter()
-        loaded = load_version(self.base_path / str(newest))
+        loaded = load_version(self.base_path / str(newest), *self.threads)
         warmed = replay_warmup(loaded)
         with self._lock:
             self._current = loaded
@@ -143,7 +180,7 @@ class ModelManager:
             return self._current
 
 
-def _signature(loaded: LoadedVersion, name: str, method: Optional[str] = None):
+def _signature(loaded: LoadedVersion, name: str, method: Optional[str] = None) -> str:
     name = name or names.PREDICT_SIGNATURE
     if name not in loaded.signature_defs:
         raise RequestError(grpc.StatusCode.NOT_FOUND, f"Serving signature key '{name}' not found; available: "
@@ -151,7 +188,7 @@ def _signature(loaded: LoadedVersion, name: str, method: Optional[str] = None):
     if method and loaded.signature_defs[name].method_name != method:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                            f"signature '{name}' is not a {method.rsplit('/', 1)[-1]} signature")
-    return name, loaded.model.signatures[name]
+    return name
 
 
 def _check_batch(name: str, array: np.ndarray, max_batch: int) -> int:
@@ -176,9 +213,9 @@ def tf_error_reason(message: str) -> str:
     return (useful or lines or ["invalid input"])[0].removeprefix("Name: <unknown>, ")
 
 
-def _run(function, **inputs) -> dict:
+def _run(loaded: LoadedVersion, signature: str, inputs: dict, outputs: list[str]) -> dict:
     try:
-        return {k: v.numpy() for k, v in function(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
+        return loaded.runner.run(signature, inputs, outputs)
     except tf.errors.InvalidArgumentError as err:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, tf_error_reason(err.message)) from None
 
@@ -215,20 +252,24 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         loaded = self.manager.get(request.model_spec)
-        name, function = _signature(loaded, request.model_spec.signature_name)
-        expected = function.structured_input_signature[1]
-        missing = sorted(set(expected) - set(request.inputs))
+        name = _signature(loaded, request.model_spec.signature_name)
+        definition = loaded.signature_defs[name]
+        missing = sorted(set(definition.inputs) - set(request.inputs))
         if missing:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"missing input '{missing[0]}' for signature '{name}'")
-        unknown = sorted(set(request.inputs) - set(expected))
+        unknown = sorted(set(request.inputs) - set(definition.inputs))
         if unknown:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"unknown input '{unknown[0]}' for signature '{name}'")
+        wanted = list(request.output_filter) or sorted(definition.outputs)
+        for key in wanted:
+            if key not in definition.outputs:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names unknown output '{key}'")
         inputs, sizes = {}, set()
-        for key, spec in expected.items():
+        for key, info in definition.inputs.items():
             proto = request.inputs[key]
-            if proto.dtype != spec.dtype.as_datatype_enum:
+            if proto.dtype != info.dtype:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"input '{key}' must be {spec.dtype.name}, got "
+                                   f"input '{key}' must be {tf.dtypes.as_dtype(info.dtype).name}, got "
                                    f"{tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else 'no dtype'}")
             try:
                 array = tf.make_ndarray(proto)
@@ -238,11 +279,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             inputs[key] = array
         if len(sizes) > 1:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"inputs have different batch sizes {sorted(sizes)}")
-        outputs = _run(function, **inputs)
-        wanted = list(request.output_filter) or list(outputs)
-        for key in wanted:
-            if key not in outputs:
-                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names unknown output '{key}'")
+        outputs = _run(loaded, name, inputs, wanted)
         response = predict_pb2.PredictResponse()
         response.model_spec.name, response.model_spec.signature_name = self.manager.model_name, name
         response.model_spec.version.value = loaded.version
@@ -256,12 +293,12 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def _run_on_examples(self, request, default_signature: str, method: str, response):
         """Shared by Classify and Regress: resolve, validate, run; fill the response's model spec."""
         loaded = self.manager.get(request.model_spec)
-        name, function = _signature(loaded, request.model_spec.signature_name or default_signature, method)
+        name = _signature(loaded, request.model_spec.signature_name or default_signature, method)
         examples = _examples_from_input(request.input)
         _check_batch(names.CLASSIFY_REGRESS_INPUT, examples, self.max_batch)
         response.model_spec.name, response.model_spec.signature_name = self.manager.model_name, name
         response.model_spec.version.value = loaded.version
-        return _run(function, **{names.CLASSIFY_REGRESS_INPUT: examples})
+        return _run(loaded, name, {names.CLASSIFY_REGRESS_INPUT: examples}, sorted(loaded.signature_defs[name].outputs))
 
     def _classify(self, request: classification_pb2.ClassificationRequest):
         response = classification_pb2.ClassificationResponse()
@@ -322,8 +359,9 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
 class Server:
     def __init__(self, model_base_path: str, model_name: str, port: int = 8500, workers: int = 8,
-                 max_batch: int = names.MAX_BATCH_SIZE, poll_seconds: float = 1.0, host: str = "127.0.0.1"):
-        self.manager = ModelManager(model_base_path, model_name, poll_seconds)
+                 max_batch: int = names.MAX_BATCH_SIZE, poll_seconds: float = 1.0, host: str = "127.0.0.1",
+                 intra_op_threads: int = 0, inter_op_threads: int = 0):
+        self.manager = ModelManager(model_base_path, model_name, poll_seconds, intra_op_threads, inter_op_threads)
         self.grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
                                        options=[("grpc.max_receive_message_length", 64 << 20)])
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
@@ -352,11 +390,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--workers", type=int, default=8, help="request threads")
     parser.add_argument("--max-batch", type=int, default=names.MAX_BATCH_SIZE)
     parser.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new versions")
+    parser.add_argument("--intra-op-threads", type=int, default=0,
+                        help="threads one op may use (0: all cores), as TF Serving's --tensorflow_intra_op_parallelism")
+    parser.add_argument("--inter-op-threads", type=int, default=0,
+                        help="threads running independent ops (0: one per core; -1: each request's own thread), "
+                             "as TF Serving's --tensorflow_inter_op_parallelism")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         server = Server(args.model_base_path, args.model_name, args.port, args.workers, args.max_batch,
-                        args.poll_seconds, args.host).start()
+                        args.poll_seconds, args.host, args.intra_op_threads, args.inter_op_threads).start()
     except (FileNotFoundError, OSError) as err:
         print(f"fsdnet-serve: error: {err}", file=sys.stderr)
         return 2
