@@ -48,7 +48,7 @@ class SignatureRunner:
     """Runs a SavedModel's signatures the way TF Serving does: Session::Run on the SignatureDef's tensors.
 
     A callable per (signature, outputs) feeds numpy arrays straight into the graph, which
-    costs a fraction of an eager signature call (0.19 vs 0.46 ms at batch 1 on Frappe):
+    costs less than an eager signature call (0.34 vs 0.47 ms at batch 1 on Frappe):
     the eager path re-binds ~90 captured variables and the input structure in Python on
     every call. Thread pools as in TF Serving: ``intra_op_threads`` per op, ``inter_op_threads``
     for independent ops (0: one per core; -1: each request's own thread, which measured

@@ -88,6 +88,17 @@ def test_served_scores_equal_the_trained_model(client, exported, rows, synthetic
     np.testing.assert_allclose(client.regress(rows), expected, atol=1e-5)
 
 
+def test_thread_settings_serve_the_same_scores(exported, rows, client):
+    """Requests run in their own thread (inter-op -1) on one intra-op thread: the same ŷ."""
+    _, base, _ = exported
+    single = Server(str(base), "fsdnet", port=free_port(), intra_op_threads=1, inter_op_threads=-1).start()
+    try:
+        with ScoringClient(f"127.0.0.1:{single.port}", "fsdnet", timeout=20) as other:
+            np.testing.assert_allclose(other.predict(rows), client.predict(rows), atol=1e-6)
+    finally:
+        single.stop()
+
+
 def test_metadata_and_status(client):
     assert client.status() == [(1, "AVAILABLE")]
     signatures = client.signatures()
