@@ -396,6 +396,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="threads running independent ops (0: one per core; -1: each request's own thread), "
                              "as TF Serving's --tensorflow_inter_op_parallelism")
     args = parser.parse_args(argv)
+    if args.intra_op_threads < 0:
+        parser.error(f"--intra-op-threads must be 0 (all cores) or more, got {args.intra_op_threads}")
+    if args.inter_op_threads < -1:
+        parser.error(f"--inter-op-threads must be -1 (request thread), 0 (one per core) or more, "
+                     f"got {args.inter_op_threads}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         server = Server(args.model_base_path, args.model_name, args.port, args.workers, args.max_batch,

@@ -274,3 +274,12 @@ def test_serving_an_empty_base_path_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "models" / ".export-unfinished").mkdir(parents=True)   # only a staging dir
     assert serve(["--model-base-path", str(tmp_path / "models"), "--model-name", "m", "--port", "0"]) == 2
     assert "no servable version under" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, value", [("--intra-op-threads", "-1"), ("--inter-op-threads", "-2")])
+def test_bad_thread_settings_are_a_clear_error(flag, value, tmp_path, capsys):
+    from serving.server import main as serve
+    with pytest.raises(SystemExit) as exit_info:
+        serve(["--model-base-path", str(tmp_path), "--model-name", "m", flag, value])
+    assert exit_info.value.code == 2
+    assert f"{flag} must be" in capsys.readouterr().err
