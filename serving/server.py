@@ -29,6 +29,7 @@ from typing import Optional
 import grpc
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.util import deprecation
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
                                      inference_pb2, model_pb2, model_service_pb2_grpc, predict_pb2,
                                      prediction_log_pb2, prediction_service_pb2_grpc, regression_pb2)
@@ -61,7 +62,9 @@ class SignatureRunner:
         config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=intra_op_threads,
                                           inter_op_parallelism_threads=inter_op_threads)
         self.session = tf.compat.v1.Session(graph=self.graph, config=config)
-        with self.graph.as_default():
+        # The graph-mode loader is deprecated for training code, but Session::Run on the
+        # SignatureDef is exactly TF Serving's path, so its warning would only mislead.
+        with self.graph.as_default(), deprecation.silence():
             meta_graph = tf.compat.v1.saved_model.loader.load(self.session, [tf.saved_model.SERVING], str(path))
         self.signature_defs = dict(meta_graph.signature_def)
         self.signature_defs.pop("__saved_model_init_op", None)
