@@ -52,9 +52,8 @@ class SignatureRunner:
     costs less than an eager signature call (0.34 vs 0.47 ms at batch 1 on Frappe):
     the eager path re-binds ~90 captured variables and the input structure in Python on
     every call. Thread pools as in TF Serving: ``intra_op_threads`` per op, ``inter_op_threads``
-    for independent ops (0: one per core; -1: each request's own thread, which measured
-    slightly faster at batch 1 but 0.6 ms slower at batch 1024, where the cross and deep
-    towers run in parallel).
+    for independent ops (0: one per core, so the cross and deep towers run in parallel;
+    -1: each request's own thread, which measured slower at batch 1024).
     """
 
     def __init__(self, path: pathlib.Path, intra_op_threads: int = 0, inter_op_threads: int = 0):
