@@ -29,7 +29,7 @@ import time
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from fsdnet_tf.config import load_config, to_dict  # noqa: E402  (no TensorFlow import)
+from fsdnet_tf.config import ConfigError, config_from_dict, load_config, to_dict  # noqa: E402  (no TensorFlow)
 
 import study_report  # noqa: E402,F401
 
@@ -119,13 +119,22 @@ def plan(groups: tuple[str, ...] = GROUPS, runs_dir: pathlib.Path | None = None)
     return runs
 
 
-def stored_result(run: Run, runs_dir: pathlib.Path) -> dict | None:
+def same_config(stored: dict | None, expected: dict) -> bool:
+    """Whether a stored run's config resolves to ``expected`` under today's schema (keys added
+    since with their defaults, e.g. a run saved before the zoo presets existed)."""
+    try:
+        return stored is not None and config_from_dict(stored) == config_from_dict(expected)
+    except ConfigError:
+        return False
+
+
+def stored_result(run, runs_dir: pathlib.Path) -> dict | None:
     """The stored metrics of ``run``, or None when absent or trained with another config."""
     path = runs_dir / f"{run.name}.json"
     if not path.is_file():
         return None
     metrics = json.loads(path.read_text())
-    if metrics.get("config") != run.expected_config():
+    if not same_config(metrics.get("config"), run.expected_config()):
         log.warning("%s was trained with a config that no longer matches the plan: training it again", path)
         return None
     return metrics

@@ -145,7 +145,7 @@ def main() -> int:
             results["sustained_at_1024"] = {**rates, "best_examples_per_second": best,
                                             "grpc_over_in_process": round(best["grpc"] / best["in_process"], 3)}
         description = json.loads((version / "assets.extra" / "fsdnet_model.json").read_text())
-        results["model"] = {k: description[k] for k in ("model", "heads", "test")}
+        results["model"] = {k: description[k] for k in ("model", "output", "test")}
         print(json.dumps(results, indent=2))
     finally:
         server.terminate()

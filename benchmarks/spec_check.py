@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from fsdnet_tf.data.input import load_arrays  # noqa: E402
 from fsdnet_tf.features import LABEL_KEY  # noqa: E402
-from fsdnet_tf.losses import DistillationTask  # noqa: E402
+from fsdnet_tf.losses import Objective  # noqa: E402
 from fsdnet_tf.training.trainer import restore_model  # noqa: E402
 
 
@@ -86,9 +86,10 @@ def main() -> int:
     checks: list[tuple[str, bool, str]] = []
 
     # 1. Loss terms: trainer's task vs numpy, on inference-mode outputs (deterministic).
-    task = DistillationTask.from_config(m)
+    task = Objective.from_config(m)
     outputs = model.training_outputs(features, training=False)
-    ours = {k: float(v) for k, v in task(labels, outputs.logits, outputs.fused).as_dict().items()}
+    named = model.named_outputs(features, training=False)
+    ours = {k: float(v) for k, v in task(labels, named).as_dict().items()}
     reference = numpy_terms(labels.numpy(), [z.numpy() for z in outputs.logits], [f.numpy() for f in outputs.fused],
                             m.alpha, m.temperature, m.beta)
     for term in ("bce", "kl", "hint", "loss"):
@@ -101,11 +102,10 @@ def main() -> int:
     deep_kernels = [v for v in model.deep.trainable_variables if "kernel" in v.name]
     cross_kernels = [v for v in model.cross.trainable_variables if "kernel" in v.name]
     with tf.GradientTape(persistent=True) as tape:
-        out = model.training_outputs(features, training=False)
-        terms = task(labels, out.logits, out.fused)
-    kl_to_head = tf.norm(tape.gradient(terms.kl, teacher_head))
-    hint_to_deep = tf.norm(tape.gradient(terms.hint, deep_kernels[-1]))
-    hint_to_cross = tf.norm(tape.gradient(terms.hint, cross_kernels[-1]))
+        terms = task(labels, model.named_outputs(features, training=False)).logged
+    kl_to_head = tf.norm(tape.gradient(terms["kl"], teacher_head))
+    hint_to_deep = tf.norm(tape.gradient(terms["hint"], deep_kernels[-1]))
+    hint_to_cross = tf.norm(tape.gradient(terms["hint"], cross_kernels[-1]))
     del tape
     checks.append(("KL gradient reaches the teacher head (not detached)", float(kl_to_head) > 0,
                    f"‖∂L_KL/∂W_head3‖ = {float(kl_to_head):.3e}"))

@@ -17,12 +17,12 @@ from typing import Any, Literal, Optional
 
 import yaml
 
+from fsdnet_tf.config_error import ConfigError
+from fsdnet_tf.model_config import (MODEL_TYPES, AttentionConfig, CINConfig, ModelConfig,  # noqa: F401  (re-exported)
+                                    validate_model)
+
 SHIPPED_CONFIG_DIR = pathlib.Path(__file__).parent / "configs"
 SPLITS = ("train", "valid", "test")
-
-
-class ConfigError(ValueError):
-    """A configuration key is unknown, mistyped or inconsistent."""
 
 
 @dataclass(frozen=True)
@@ -101,29 +101,6 @@ class DatasetConfig:
         if self.delimiter is not None:
             return self.delimiter
         return "," if self.format in ("csv", "synthetic") else "\t"
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    type: Literal["fsdnet", "dcnv2"] = "fsdnet"
-    embedding_dim: int = 16
-    embedding_l2: float = 1e-5
-    cross_layers: int = 3
-    projection_dim: Optional[int] = None
-    deep_units: tuple[int, ...] = (400, 400, 400)
-    batch_norm: bool = True
-    dropout: float = 0.2
-    fusion: Literal["concat", "hadamard", "add", "attention", "none"] = "concat"
-    alpha: float = 0.5
-    temperature: float = 1.0
-    beta: float = 0.01
-    distill: Literal["full", "no_soft_labels", "no_hint"] = "full"
-    kd_variant: Literal["bernoulli", "reference"] = "bernoulli"
-    detach_teacher: bool = False
-
-    @property
-    def num_layers(self) -> int:
-        return self.cross_layers
 
 
 @dataclass(frozen=True)
@@ -336,34 +313,6 @@ def validate_dataset(ds: DatasetConfig) -> DatasetConfig:
     if ratios is not None and (min(ratios) < 0 or abs(sum(ratios) - 1.0) > 1e-9 or ratios[0] == 0):
         raise ConfigError(f"dataset.splits.ratios: {list(ratios)} must be non-negative, sum to 1, train > 0")
     return ds
-
-
-def validate_model(m: ModelConfig) -> ModelConfig:
-    if m.cross_layers < 1:
-        raise ConfigError("model.cross_layers: must be >= 1")
-    if len(m.deep_units) != m.cross_layers:
-        raise ConfigError(
-            f"model.deep_units: {len(m.deep_units)} deep layers but model.cross_layers is "
-            f"{m.cross_layers}; fusion pairs layer l of each, so the counts must be equal")
-    if len(set(m.deep_units)) != 1:
-        raise ConfigError(f"model.deep_units: widths {list(m.deep_units)} differ; the hint loss "
-                          "compares fused vectors of every layer, so all widths must be equal")
-    if m.deep_units[0] < 1 or m.embedding_dim < 1:
-        raise ConfigError("model.deep_units / model.embedding_dim: must be positive")
-    if m.projection_dim is not None and m.projection_dim < 1:
-        raise ConfigError("model.projection_dim: must be >= 1 or null (full rank)")
-    if not 0.0 <= m.dropout < 1.0:
-        raise ConfigError("model.dropout: must be in [0, 1)")
-    if not 0.0 <= m.alpha <= 1.0:
-        raise ConfigError("model.alpha: must be in [0, 1]")
-    if m.temperature <= 0:
-        raise ConfigError("model.temperature: must be > 0")
-    if m.beta < 0 or m.embedding_l2 < 0:
-        raise ConfigError("model.beta / model.embedding_l2: must be >= 0")
-    if m.type == "dcnv2" and m.fusion != "concat":
-        raise ConfigError("model.fusion: the DCNv2 baseline has one head on concat(c_L, h_L); "
-                          "fusion must stay 'concat'")
-    return m
 
 
 def validate_train(t: TrainConfig) -> TrainConfig:

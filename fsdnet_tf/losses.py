@@ -1,4 +1,4 @@
-"""The self-distillation losses of SPEC §2, as pure functions plus the task that combines them.
+"""The losses of SPEC §2 as pure per-example functions, and the objective that combines them.
 
 Every function returns *per-example* values (shape (B,)) so that the caller can
 average over the global batch under a distribution strategy.
@@ -16,6 +16,7 @@ Notation: z_l are head logits (B,), z_L the teacher (deepest head), T the temper
   no_soft_labels:    Σ_l BCE_l + β Σ_{l<L} hint_l
   no_hint:           α Σ_l BCE_l + (1 − α) Σ_{l<L} KL_l
   single head:       α BCE (FSDNet with L = 1), or BCE for the DCNv2 baseline.
+These totals are built as data (lists of weighted terms) by :func:`fsdnet_tf.presets.objective`.
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 import tensorflow as tf
+
+from fsdnet_tf.presets import Term, objective
 
 
 def binary_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
@@ -53,67 +56,63 @@ def hint_mse(teacher_fused: tf.Tensor, student_fused: tf.Tensor) -> tf.Tensor:
 
 
 @dataclass(frozen=True)
-class LossTerms:
+class ObjectiveValues:
     total: tf.Tensor
-    bce: tf.Tensor           # Σ_l mean BCE_l (unweighted)
-    kl: tf.Tensor            # Σ_{l<L} mean KL_l
-    hint: tf.Tensor          # Σ_{l<L} mean hint_l
-    head_bce: list           # mean BCE per head
+    logged: dict             # each term's unweighted value under its loss name, bce per head
 
     def as_dict(self) -> dict:
-        out = {"loss": self.total, "bce": self.bce, "kl": self.kl, "hint": self.hint}
-        out.update({f"bce_head_{i}": v for i, v in enumerate(self.head_bce)})
-        return out
+        return {"loss": self.total, **self.logged}
 
 
-class DistillationTask:
-    """Combines the SPEC §2 losses; owns the loss, the model only produces logits and fused vectors.
+class Objective:
+    """Evaluates a list of weighted :class:`~fsdnet_tf.presets.Term` s on a model's named outputs.
 
+    The task owns the loss; the model only produces logits and representations.
     ``global_batch_size`` makes the batch means correct under a distribution strategy
     (each replica sums its examples and divides by the global batch size).
     """
 
-    def __init__(self, alpha: float = 0.5, temperature: float = 1.0, beta: float = 0.01,
-                 distill: str = "full", kd_variant: str = "bernoulli", detach_teacher: bool = False,
-                 plain_bce: bool = False):
-        if distill not in ("full", "no_soft_labels", "no_hint"):
-            raise ValueError(f"distill {distill!r} is not one of full, no_soft_labels, no_hint")
-        if kd_variant not in ("bernoulli", "reference"):
-            raise ValueError(f"kd_variant {kd_variant!r} is not one of bernoulli, reference")
-        self.alpha, self.temperature, self.beta = alpha, temperature, beta
-        self.distill, self.detach_teacher, self.plain_bce = distill, detach_teacher, plain_bce
-        self.kd = bernoulli_kl if kd_variant == "bernoulli" else reference_kd
+    def __init__(self, terms: tuple[Term, ...]):
+        kinds = [t.loss for t in terms]
+        duplicated = sorted({k for k in kinds if kinds.count(k) > 1})
+        if duplicated:
+            raise ValueError(f"two {duplicated[0]} terms would log under one name")
+        self.terms = tuple(terms)
 
     @classmethod
-    def from_config(cls, model_cfg) -> "DistillationTask":
-        return cls(alpha=model_cfg.alpha, temperature=model_cfg.temperature, beta=model_cfg.beta,
-                   distill=model_cfg.distill, kd_variant=model_cfg.kd_variant,
-                   detach_teacher=model_cfg.detach_teacher, plain_bce=model_cfg.type == "dcnv2")
+    def from_config(cls, model_cfg) -> "Objective":
+        return cls(objective(model_cfg))
 
-    def __call__(self, labels: tf.Tensor, logits: list, fused: list,
-                 global_batch_size: Optional[int] = None) -> LossTerms:
+    def __call__(self, labels: tf.Tensor, outputs, global_batch_size: Optional[int] = None) -> ObjectiveValues:
         def mean(per_example: tf.Tensor) -> tf.Tensor:
             if global_batch_size is None:
                 return tf.reduce_mean(per_example)
             return tf.reduce_sum(per_example) / tf.cast(global_batch_size, per_example.dtype)
 
-        logits = [tf.cast(z, tf.float32) for z in logits]
-        fused = [tf.cast(f, tf.float32) for f in fused]
-        head_bce = [mean(binary_cross_entropy(labels, z)) for z in logits]
-        bce = tf.add_n(head_bce)
-        zero = tf.zeros([], tf.float32)
-        if len(logits) == 1:
-            total = bce if self.plain_bce else self.alpha * bce
-            return LossTerms(total, bce, zero, zero, head_bce)
-        teacher_logits, teacher_fused = logits[-1], fused[-1]
-        if self.detach_teacher:
-            teacher_logits, teacher_fused = tf.stop_gradient(teacher_logits), tf.stop_gradient(teacher_fused)
-        kl = tf.add_n([mean(self.kd(teacher_logits, z, self.temperature)) for z in logits[:-1]])
-        hint = tf.add_n([mean(hint_mse(teacher_fused, f)) for f in fused[:-1]])
-        if self.distill == "full":
-            total = self.alpha * bce + (1.0 - self.alpha) * kl + self.beta * hint
-        elif self.distill == "no_soft_labels":
-            total = bce + self.beta * hint
-        else:
-            total = self.alpha * bce + (1.0 - self.alpha) * kl
-        return LossTerms(total, bce, kl, hint, head_bce)
+        logged, total = {}, None
+        for term in self.terms:
+            source = outputs.reps if term.loss == "hint" else outputs.logits
+            missing = [n for n in (term.teacher, *term.students) if n is not None and n not in source]
+            if missing:
+                raise KeyError(f"{term.describe()} reads {missing[0]!r}, which the model does not output "
+                               f"(it has {', '.join(source)})")
+            students = [tf.cast(source[name], tf.float32) for name in term.students]
+            if term.loss == "bce":
+                means = [mean(binary_cross_entropy(labels, z)) for z in students]
+                logged.update({f"bce_head_{i}": m for i, m in enumerate(means)})
+            else:
+                teacher = tf.cast(source[term.teacher], tf.float32)
+                if term.detach_teacher:
+                    teacher = tf.stop_gradient(teacher)
+                if term.loss == "kl":
+                    kd = bernoulli_kl if term.kd_variant == "bernoulli" else reference_kd
+                    means = [mean(kd(teacher, z, term.temperature)) for z in students]
+                else:
+                    means = [mean(hint_mse(teacher, f)) for f in students]
+            logged[term.loss] = tf.add_n(means)
+            if term.in_total:
+                weighted = term.weight * logged[term.loss]
+                total = weighted if total is None else total + weighted
+        if total is None:
+            raise ValueError("the objective has no term in its total")
+        return ObjectiveValues(total, logged)

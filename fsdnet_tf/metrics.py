@@ -27,9 +27,8 @@ def logloss(labels: np.ndarray, probabilities: np.ndarray) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
-def evaluate(labels: np.ndarray, head_probabilities: np.ndarray) -> dict:
-    """ŷ = mean of the heads' probabilities; figures for ŷ and for every head (teacher last)."""
-    prediction = head_probabilities.mean(axis=1)
+def evaluate(labels: np.ndarray, prediction: np.ndarray, head_probabilities: np.ndarray) -> dict:
+    """Figures for the served prediction ŷ and for every head (B, heads), the teacher last."""
     return {"auc": roc_auc(labels, prediction), "logloss": logloss(labels, prediction),
             "heads": [{"auc": roc_auc(labels, head_probabilities[:, i]),
                        "logloss": logloss(labels, head_probabilities[:, i])}

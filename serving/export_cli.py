@@ -17,18 +17,23 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--model-base-path", required=True,
                         help="the model's directory for TF Serving; versions are its integer subdirectories")
     parser.add_argument("--model-name", default="fsdnet", help="name used in the warmup requests")
-    parser.add_argument("--heads", choices=("all", "teacher"), default="all",
-                        help="serve ŷ (mean of all heads, default) or the deepest head alone")
+    served = parser.add_mutually_exclusive_group()
+    served.add_argument("--output", default=None,
+                        help="the served output: prediction (default, the model's ŷ) or teacher_head "
+                             "(FSD models: the deepest head alone)")
+    served.add_argument("--heads", choices=("all", "teacher"), default=None,
+                        help="alias: all = --output prediction, teacher = --output teacher_head")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from fsdnet_tf.export import ExportError, export_run
+    from fsdnet_tf.export import HEADS_ALIASES, ExportError, export_run
+    output = args.output or HEADS_ALIASES[args.heads or "all"]
     try:
-        out = export_run(args.run_dir, args.model_base_path, args.model_name, args.heads)
+        out = export_run(args.run_dir, args.model_base_path, args.model_name, output)
     except (ConfigError, ExportError) as err:
         print(f"fsdnet-export: error: {err}", file=sys.stderr)
         return 2
     check = out["verification"]
-    print(f"exported {out['model']} ({out['heads']} heads) as version {out['version']} → {out['path']}\n"
+    print(f"exported {out['model']} ({out['output']}, {out['parameters']:,} parameters) as version {out['version']} → {out['path']}\n"
           f"  verified on {check['rows']} raw test rows: max |Δ| reloaded vs in-memory "
           f"{check['examples_vs_in_memory']:.2e}, raw vs tf.Example signature {check['raw_vs_examples']:.2e}\n"
           f"  run's test AUC {out['test']['auc']:.5f}, logloss {out['test']['logloss']:.5f}")

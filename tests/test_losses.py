@@ -4,6 +4,9 @@ import pytest
 import tensorflow as tf
 
 from fsdnet_tf import losses
+from fsdnet_tf.config import ModelConfig
+from fsdnet_tf.models import ModelOutputs
+from fsdnet_tf.presets import Term, objective
 
 ZT = np.array([2.0, -1.0, 0.5, -3.0], np.float32)
 ZS = np.array([0.5, -2.0, 1.5, 1.0], np.float32)
@@ -69,27 +72,38 @@ def _task_inputs():
     return logits, fused
 
 
+def named(logits, fused) -> ModelOutputs:
+    return ModelOutputs({f"head_{i}": z for i, z in enumerate(logits)},
+                        {f"fused/{i}": f for i, f in enumerate(fused)}, prediction=None, alternatives={})
+
+
+def fsd_objective(**model) -> losses.Objective:
+    return losses.Objective(objective(ModelConfig(deep_units=(8, 8, 8), **model)))
+
+
 @pytest.mark.parametrize("distill", ["full", "no_soft_labels", "no_hint"])
-def test_task_combines_terms_as_specified(distill):
+def test_objective_combines_terms_as_specified(distill):
     logits, fused = _task_inputs()
-    task = losses.DistillationTask(alpha=0.9, temperature=1.3, beta=0.01, distill=distill)
-    terms = task(tf.constant(Y), logits, fused)
+    task = fsd_objective(alpha=0.9, temperature=1.3, beta=0.01, distill=distill)
+    values = task(tf.constant(Y), named(logits, fused))
     bce = sum(float(tf.reduce_mean(losses.binary_cross_entropy(tf.constant(Y), z))) for z in logits)
     kl = sum(float(tf.reduce_mean(losses.bernoulli_kl(logits[2], z, 1.3))) for z in logits[:2])
     hint = (3.0 - 0.0) ** 2 + (3.0 - 1.0) ** 2
     expected = {"full": 0.9 * bce + 0.1 * kl + 0.01 * hint, "no_soft_labels": bce + 0.01 * hint,
                 "no_hint": 0.9 * bce + 0.1 * kl}[distill]
-    assert float(terms.total) == pytest.approx(expected, rel=1e-5)
-    assert float(terms.hint) == pytest.approx(hint) and float(terms.kl) == pytest.approx(kl, rel=1e-5)
+    assert float(values.total) == pytest.approx(expected, rel=1e-5)
+    assert float(values.logged["hint"]) == pytest.approx(hint)
+    assert float(values.logged["kl"]) == pytest.approx(kl, rel=1e-5)
+    assert set(values.as_dict()) == {"loss", "bce", "kl", "hint", "bce_head_0", "bce_head_1", "bce_head_2"}
 
 
 def test_gradient_reaches_the_teacher_unless_detached():
     for detach in (False, True):
         logits, fused = _task_inputs()
-        task = losses.DistillationTask(alpha=0.5, distill="full", detach_teacher=detach)
+        task = fsd_objective(alpha=0.5, distill="full", detach_teacher=detach)
         with tf.GradientTape() as tape:
-            terms = task(tf.constant(Y), logits, fused)
-            distillation = terms.kl + terms.hint          # the parts the teacher may not receive
+            values = task(tf.constant(Y), named(logits, fused)).logged
+            distillation = values["kl"] + values["hint"]          # the parts the teacher may not receive
         teacher_logit_grad, teacher_fused_grad = tape.gradient(distillation, [logits[2], fused[2]])
         if detach:
             assert teacher_logit_grad is None and teacher_fused_grad is None
@@ -99,17 +113,26 @@ def test_gradient_reaches_the_teacher_unless_detached():
 
 
 def test_single_head_and_baseline_losses():
-    z = [tf.constant(ZS)]
-    bce = float(tf.reduce_mean(losses.binary_cross_entropy(tf.constant(Y), z[0])))
-    assert float(losses.DistillationTask(alpha=0.3)(tf.constant(Y), z, [tf.zeros([4, 2])]).total) == pytest.approx(0.3 * bce)
-    baseline = losses.DistillationTask(alpha=0.3, plain_bce=True)
-    assert float(baseline(tf.constant(Y), z, [tf.zeros([4, 2])]).total) == pytest.approx(bce)
+    z = {"head_0": tf.constant(ZS)}
+    bce = float(tf.reduce_mean(losses.binary_cross_entropy(tf.constant(Y), z["head_0"])))
+    single = losses.Objective(objective(ModelConfig(alpha=0.3, cross_layers=1, deep_units=(8,))))
+    assert float(single(tf.constant(Y), ModelOutputs(z, {}, None, {})).total) == pytest.approx(0.3 * bce)
+    baseline = losses.Objective.from_config(ModelConfig(type="dcnv2", alpha=0.3))
+    final = ModelOutputs({"final": z["head_0"]}, {}, None, {})
+    assert float(baseline(tf.constant(Y), final).total) == pytest.approx(bce)
 
 
 def test_global_batch_size_averaging():
-    task = losses.DistillationTask(alpha=1.0)
-    z = [tf.constant(ZS)]
-    whole = float(task(tf.constant(Y), z, [tf.zeros([4, 2])]).total)
-    halves = sum(float(task(tf.constant(Y[i:i + 2]), [tf.constant(ZS[i:i + 2])], [tf.zeros([2, 2])],
+    task = losses.Objective((Term("bce", 1.0, ("final",)),))
+    whole = float(task(tf.constant(Y), ModelOutputs({"final": tf.constant(ZS)}, {}, None, {})).total)
+    halves = sum(float(task(tf.constant(Y[i:i + 2]), ModelOutputs({"final": tf.constant(ZS[i:i + 2])}, {}, None, {}),
                             global_batch_size=4).total) for i in (0, 2))
     assert halves == pytest.approx(whole, rel=1e-6)
+
+
+def test_a_term_naming_an_output_the_model_lacks_is_a_clear_error():
+    task = losses.Objective((Term("kl", 0.5, ("head_0",), teacher="head_9"),))
+    with pytest.raises(KeyError, match="reads 'head_9', which the model does not output"):
+        task(tf.constant(Y), ModelOutputs({"head_0": tf.constant(ZS)}, {}, None, {}))
+    with pytest.raises(ValueError, match="needs a teacher"):
+        Term("hint", 1.0, ("fused/0",))

@@ -109,7 +109,7 @@ def test_metadata_and_status(client):
 
 def test_teacher_only_export(trained_run, synthetic_transform, rows, tmp_path):
     run_dir, _, _ = trained_run
-    out = export_run(str(run_dir), str(tmp_path / "teacher"), "fsdnet", heads="teacher")
+    out = export_run(str(run_dir), str(tmp_path / "teacher"), "fsdnet", output="teacher_head")
     loaded = tf.saved_model.load(out["path"])
     scores = loaded.signatures[names.RAW_SIGNATURE](
         **{f: tf.constant([r[f] for r in rows]) for f in out["fields"]})[names.PROBABILITY_OUTPUT].numpy()

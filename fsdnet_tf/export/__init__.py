@@ -1,3 +1,3 @@
-from fsdnet_tf.export.saved_model import ExportError, ServingModule, export_run
+from fsdnet_tf.export.saved_model import HEADS_ALIASES, ExportError, ServingModule, export_run
 
-__all__ = ["ExportError", "ServingModule", "export_run"]
+__all__ = ["HEADS_ALIASES", "ExportError", "ServingModule", "export_run"]

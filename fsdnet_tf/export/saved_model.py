@@ -1,9 +1,10 @@
 """Export a trained run as one TF Serving SavedModel scoring raw features (SPEC §8).
 
-The served graph is the tf.Transform graph followed by the trunk and the heads; it
-returns one output, ``probability`` = ŷ (mean of the heads' probabilities), or the
-deepest head alone with ``heads="teacher"``. Per-head logits, fused vectors and the
-loss exist only in training and are not part of it.
+The served graph is the tf.Transform graph followed by the model; it returns one
+output, ``probability``: the model's served prediction ŷ (``output="prediction"``; for
+FSD models the mean of the heads' probabilities) or a named alternative such as
+``teacher_head`` (the deepest head alone). Other logits, representations and the loss
+exist only in training and are not part of it.
 
 Signatures (names in :mod:`fsdnet_tf.features`):
   serving_default  examples: serialized tf.Example [B] → probability [B]
@@ -25,7 +26,7 @@ import tensorflow as tf
 from fsdnet_tf import features as names
 from fsdnet_tf.data.transform_output import TransformDir
 from fsdnet_tf.features import FeatureContract, serialize_examples
-from fsdnet_tf.models import ParallelCTRModel
+from fsdnet_tf.models import ParallelCTRModel, count_parameters
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +40,26 @@ class ExportError(RuntimeError):
     """The export could not be verified; nothing was published."""
 
 
+HEADS_ALIASES = {"all": "prediction", "teacher": "teacher_head"}
+
+
+def served_outputs(model: ParallelCTRModel) -> tuple[str, ...]:
+    return ("prediction",) + (("teacher_head",) if model.readout == "per_layer_heads" else ())
+
+
 class ServingModule(tf.Module):
-    def __init__(self, model: ParallelCTRModel, tft_layer, contract: FeatureContract, heads: str):
+    def __init__(self, model: ParallelCTRModel, tft_layer, contract: FeatureContract, output: str = "prediction"):
         super().__init__(name="fsdnet_serving")
-        if heads not in ("all", "teacher"):
-            raise ValueError(f"heads must be 'all' or 'teacher', not {heads!r}")
-        self.model, self.tft_layer, self.contract, self.heads = model, tft_layer, contract, heads
+        if output not in served_outputs(model):
+            raise ExportError(f"--output {output!r}: model {model.cfg.type} serves "
+                              f"{' or '.join(served_outputs(model))}")
+        self.model, self.tft_layer, self.contract, self.output = model, tft_layer, contract, output
         self.raw_spec = contract.raw_feature_spec(with_label=False)
 
     def score_raw(self, raw: dict) -> tf.Tensor:
         transformed = self.tft_layer(raw)
-        features = {f: transformed[f] for f in self.contract.fields}
-        probabilities = self.model.head_probabilities(features, training=False)
-        return probabilities[:, -1] if self.heads == "teacher" else tf.reduce_mean(probabilities, axis=-1)
+        outputs = self.model.named_outputs({f: transformed[f] for f in self.contract.fields}, training=False)
+        return outputs.prediction if self.output == "prediction" else outputs.alternatives[self.output]
 
     def score_examples(self, examples: tf.Tensor) -> tf.Tensor:
         return self.score_raw(tf.io.parse_example(examples, self.raw_spec))
@@ -146,14 +154,14 @@ def next_version(base: pathlib.Path) -> int:
     return max(versions, default=0) + 1
 
 
-def export_run(run_dir: str, model_base_path: str, model_name: str = "fsdnet", heads: str = "all") -> dict:
+def export_run(run_dir: str, model_base_path: str, model_name: str = "fsdnet", output: str = "prediction") -> dict:
     """Export, verify, then publish atomically as the next version. Returns a summary."""
     import tensorflow_transform as tft
 
     from fsdnet_tf.training import restore_model
     model, config, transform = restore_model(run_dir)
     module = ServingModule(model, tft.TFTransformOutput(str(transform.path)).transform_features_layer(),
-                           transform.contract, heads)
+                           transform.contract, output)
     rows = load_raw_sample(transform)
     base = pathlib.Path(model_base_path).resolve()
     base.mkdir(parents=True, exist_ok=True)
@@ -164,12 +172,11 @@ def export_run(run_dir: str, model_base_path: str, model_name: str = "fsdnet", h
         _write_warmup(staging, serialize_examples(rows, transform.contract.fields), model_name)
         check = verify(staging, module, rows)
         metrics = json.loads((pathlib.Path(run_dir) / "metrics.json").read_text())
-        description = {"model": config.model.type, "heads": heads, "dataset": config.dataset.name,
+        test = metrics["test"] if output == "prediction" else metrics["test"]["heads"][-1]
+        description = {"model": config.model.type, "output": output, "dataset": config.dataset.name,
                        "run_dir": str(pathlib.Path(run_dir).resolve()), "fields": list(transform.contract.fields),
-                       "test": {"auc": metrics["test"]["auc"] if heads == "all" else metrics["test"]["heads"][-1]["auc"],
-                                "logloss": metrics["test"]["logloss"] if heads == "all"
-                                else metrics["test"]["heads"][-1]["logloss"]},
-                       "verification": check}
+                       "parameters": count_parameters(model),
+                       "test": {"auc": test["auc"], "logloss": test["logloss"]}, "verification": check}
         (staging / "assets.extra" / "fsdnet_model.json").write_text(json.dumps(description, indent=2) + "\n")
         while True:
             version = next_version(base)

@@ -27,7 +27,15 @@ class FieldEmbedding(tf_keras.layers.Layer):
             for f in self.fields]
 
     def call(self, features: dict) -> tf.Tensor:
-        return tf.concat([table(features[f]) for f, table in zip(self.fields, self.tables)], axis=-1)
+        """The flat view x0, (B, F·dim)."""
+        return tf.concat(self.lookups(features), axis=-1)
+
+    def lookups(self, features: dict) -> list[tf.Tensor]:
+        return [table(features[f]) for f, table in zip(self.fields, self.tables)]
+
+    def stacked(self, features: dict) -> tf.Tensor:
+        """The stacked view E, (B, F, dim), fields in contract order."""
+        return tf.stack(self.lookups(features), axis=1)
 
     def get_config(self):
         return {**super().get_config(), "fields": self.fields, "vocab_sizes": self.vocab_sizes,

@@ -19,6 +19,8 @@ class CrossStack(tf_keras.layers.Layer):
     Returns [c_1, …, c_L]. Full rank unless ``projection_dim`` is set.
     """
 
+    input_view = "flat"
+
     def __init__(self, num_layers: int, projection_dim: Optional[int] = None, **kwargs):
         super().__init__(**kwargs)
         self.num_layers, self.projection_dim = num_layers, projection_dim
@@ -33,6 +35,10 @@ class CrossStack(tf_keras.layers.Layer):
             c = cross(x0, c)
             outputs.append(c)
         return outputs
+
+    @staticmethod
+    def summary(outputs: list[tf.Tensor]) -> tf.Tensor:
+        return outputs[-1]
 
     def get_config(self):
         return {**super().get_config(), "num_layers": self.num_layers, "projection_dim": self.projection_dim}

@@ -1,3 +1,4 @@
-from fsdnet_tf.models.parallel import ParallelCTRModel, TrainingOutputs, build_model
+from fsdnet_tf.models.parallel import (ModelOutputs, ParallelCTRModel, TrainingOutputs, build_model,
+                                      count_parameters)
 
-__all__ = ["ParallelCTRModel", "TrainingOutputs", "build_model"]
+__all__ = ["ModelOutputs", "ParallelCTRModel", "TrainingOutputs", "build_model", "count_parameters"]

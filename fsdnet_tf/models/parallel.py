@@ -1,19 +1,37 @@
-"""FSDNet and its DCNv2 baseline: one parallel cross + deep model, two head layouts.
+"""The parallel CTR model: field embedding → explicit tower ∥ deep tower → readout.
 
-FSDNet (SPEC §1): a head on the fused vector of every layer; the prediction ŷ is the
-mean of the heads' probabilities. DCNv2 (SPEC §4): the same embedding and towers with
-one head on concat(c_L, h_L) — the same class with ``type: dcnv2``, not a copy.
+FSDNet, DCNv2, DCN, xDeepFM, AutoInt+ and their FSD versions are configurations of this
+one class (:mod:`fsdnet_tf.presets`): ``model.type`` picks the explicit tower and the
+readout. ``named_outputs`` returns every named logit, representation and servable
+probability; ``call`` returns the served prediction ŷ (B,).
+
+Attribute names are part of the checkpoint format (``embedding``, ``cross``, ``deep``,
+``fusions``, ``heads``): checkpoints written before the towers became pluggable restore.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
 from fsdnet_tf.config import ModelConfig, to_dict
-from fsdnet_tf.layers import CrossStack, DeepTower, FieldEmbedding, Fusion, glorot_normal
+from fsdnet_tf.layers import (CINTower, CrossStack, CrossV1Stack, DeepTower, FieldEmbedding, Fusion,
+                              SelfAttentionTower, glorot_normal)
+from fsdnet_tf.presets import head_names
+
+# The model attribute each explicit tower lives under (its checkpoint path).
+TOWER_ATTRIBUTES = {"cross_v2": "cross", "cross_v1": "cross", "cin": "cin", "self_attention": "attention"}
+
+
+@dataclass
+class ModelOutputs:
+    logits: dict          # head name → (B,) float32 logit, in head order (the teacher last)
+    reps: dict            # "explicit/l", "implicit/l", "fused/l" → (B, width)
+    prediction: tf.Tensor  # the served probability ŷ (B,)
+    alternatives: dict    # other servable probabilities by name, e.g. "teacher_head"
 
 
 @dataclass
@@ -22,48 +40,99 @@ class TrainingOutputs:
     fused: list    # the fused vector each head reads, (B, d)
 
 
-class ParallelCTRModel(tf_keras.Model):
-    """``call`` returns only ŷ (B,); ``training_outputs`` returns what the loss needs."""
+def build_explicit_tower(cfg: ModelConfig, seed: int) -> tf_keras.layers.Layer:
+    kind, name = cfg.tower_kind, TOWER_ATTRIBUTES[cfg.tower_kind]
+    if kind == "cross_v2":
+        return CrossStack(cfg.cross_layers, cfg.projection_dim, name=name)
+    if kind == "cross_v1":
+        return CrossV1Stack(cfg.cross_layers, name=name)
+    if kind == "cin":
+        return CINTower(cfg.cin.units, name=name)
+    a = cfg.attention
+    return SelfAttentionTower(a.layers, a.dim, a.heads, a.attention_dropout, seed=seed, name=name)
 
+
+def _output_logit(name: str) -> tf_keras.layers.Dense:
+    # Heads compute in float32 so that mixed precision never rounds the logits.
+    return tf_keras.layers.Dense(1, kernel_initializer=glorot_normal(), dtype="float32", name=name)
+
+
+class ParallelCTRModel(tf_keras.Model):
     def __init__(self, cfg: ModelConfig, fields: tuple[str, ...], vocab_sizes: dict[str, int],
                  seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.cfg, self.fields, self.vocab_sizes, self.seed = cfg, tuple(fields), dict(vocab_sizes), seed
+        self.readout = cfg.readout_kind
+        self.head_names = head_names(cfg)
         self.embedding = FieldEmbedding(self.fields, vocab_sizes, cfg.embedding_dim, cfg.embedding_l2,
                                         name="embedding")
-        self.cross = (CrossStack(cfg.cross_layers, cfg.projection_dim, name="cross")
-                      if cfg.fusion != "none" else None)
+        if self.readout == "sum_of_logits":
+            # The LR term: a width-1 table per field, inside the embedding regulariser, no bias.
+            self.linear = FieldEmbedding(self.fields, vocab_sizes, 1, cfg.embedding_l2, name="linear")
+        self.explicit_attribute = TOWER_ATTRIBUTES[cfg.tower_kind]
+        setattr(self, self.explicit_attribute, build_explicit_tower(cfg, seed) if cfg.fusion != "none" else None)
         self.deep = DeepTower(cfg.deep_units, cfg.dropout, cfg.batch_norm, seed=seed, name="deep")
-        self.head_layers = [cfg.num_layers - 1] if cfg.type == "dcnv2" else list(range(cfg.num_layers))
+        layers = cfg.num_layers
+        self.head_layers = {"per_layer_heads": list(range(layers)), "final_concat": [layers - 1],
+                            "sum_of_logits": []}[self.readout]
         self.fusions = [Fusion(cfg.fusion, cfg.deep_units[0], name=f"fusion_{l}") for l in self.head_layers]
-        # Heads compute in float32 so that mixed precision never rounds the logits.
-        self.heads = [tf_keras.layers.Dense(1, kernel_initializer=glorot_normal(), dtype="float32",
-                                            name=f"head_{l}") for l in self.head_layers]
+        self.heads = [_output_logit(f"head_{l}") for l in self.head_layers]
+        if self.readout == "sum_of_logits":
+            self.explicit_logit, self.deep_logit = _output_logit("explicit_logit"), _output_logit("deep_logit")
+
+    @property
+    def explicit_tower(self) -> Optional[tf_keras.layers.Layer]:
+        return getattr(self, self.explicit_attribute)
 
     @property
     def num_heads(self) -> int:
-        return len(self.heads)
+        return len(self.head_names)
+
+    def named_outputs(self, features: dict, training: Optional[bool] = None) -> ModelOutputs:
+        lookups = self.embedding.lookups(features)
+        x0 = tf.concat(lookups, axis=-1)
+        tower = self.explicit_tower
+        explicit = None
+        if tower is not None:
+            explicit = tower(tf.stack(lookups, axis=1) if tower.input_view == "stacked" else x0,
+                             **({"training": training} if isinstance(tower, SelfAttentionTower) else {}))
+        deep = self.deep(x0, training=training)
+        reps = {f"implicit/{l}": h for l, h in enumerate(deep)}
+        reps.update({f"explicit/{l}": e for l, e in enumerate(explicit or [])})
+        if self.readout == "sum_of_logits":
+            linear = tf.reduce_sum(tf.cast(self.linear(features), tf.float32), axis=-1)
+            final = (linear + tf.squeeze(self.explicit_logit(tower.summary(explicit)), axis=-1)
+                     + tf.squeeze(self.deep_logit(deep[-1]), axis=-1))
+            logits = {"final": final}
+        else:
+            logits = {}
+            for name, layer, fusion, head in zip(self.head_names, self.head_layers, self.fusions, self.heads,
+                                                 strict=True):
+                fused = fusion(explicit[layer] if explicit is not None else None, deep[layer])
+                reps[f"fused/{layer}"] = fused
+                logits[name] = tf.squeeze(head(fused), axis=-1)
+        probabilities = tf.sigmoid(tf.stack(list(logits.values()), axis=-1))
+        alternatives = {"teacher_head": probabilities[:, -1]} if self.readout == "per_layer_heads" else {}
+        return ModelOutputs(logits, reps, tf.reduce_mean(probabilities, axis=-1), alternatives)
 
     def training_outputs(self, features: dict, training: Optional[bool] = None) -> TrainingOutputs:
-        x0 = self.embedding(features)
-        crossed = self.cross(x0) if self.cross is not None else None
-        deep = self.deep(x0, training=training)
-        logits, fused = [], []
-        for layer, fusion, head in zip(self.head_layers, self.fusions, self.heads):
-            f = fusion(crossed[layer] if crossed is not None else None, deep[layer])
-            fused.append(f)
-            logits.append(tf.squeeze(head(f), axis=-1))
-        return TrainingOutputs(logits, fused)
+        """The FSD view: head logits in order and the fused vector each head reads."""
+        out = self.named_outputs(features, training)
+        return TrainingOutputs(list(out.logits.values()), [out.reps[f"fused/{l}"] for l in self.head_layers])
 
     def head_probabilities(self, features: dict, training: Optional[bool] = None) -> tf.Tensor:
         """(B, heads) probabilities, teacher last."""
-        return tf.sigmoid(tf.stack(self.training_outputs(features, training).logits, axis=-1))
+        return tf.sigmoid(tf.stack(list(self.named_outputs(features, training).logits.values()), axis=-1))
 
     def call(self, features: dict, training: Optional[bool] = None) -> tf.Tensor:
-        return tf.reduce_mean(self.head_probabilities(features, training), axis=-1)
+        return self.named_outputs(features, training).prediction
 
     def get_config(self):
         return {"cfg": to_dict(self.cfg), "fields": self.fields, "vocab_sizes": self.vocab_sizes, "seed": self.seed}
+
+
+def count_parameters(model: tf_keras.Model) -> int:
+    return int(sum(np.prod(v.shape) for v in model.trainable_variables))
 
 
 def build_model(cfg: ModelConfig, fields: tuple[str, ...], vocab_sizes: dict[str, int],

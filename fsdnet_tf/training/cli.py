@@ -1,4 +1,4 @@
-"""fsdnet-train: train FSDNet (or the DCNv2 baseline) on a transform output."""
+"""fsdnet-train: train a model (FSDNet by default; --set model.type=... for the zoo) on a transform output."""
 from __future__ import annotations
 
 from fsdnet_tf import _env  # noqa: F401  (before TensorFlow)
@@ -8,13 +8,17 @@ import logging
 import sys
 from typing import Optional
 
-from fsdnet_tf.config import ConfigError, load_config
+import yaml
+
+from fsdnet_tf.config import ConfigError, dump_config, load_config
+from fsdnet_tf.presets import describe
 
 
 def summary(metrics: dict, run_dir: str) -> str:
     test, valid = metrics["test"], metrics["valid"]
     heads = len(test["heads"])
-    lines = [f"{metrics['model']} on {metrics['dataset']} (seed {metrics['seed']}) → {run_dir}",
+    lines = [f"{metrics['model']} on {metrics['dataset']} (seed {metrics['seed']}, "
+             f"{metrics['parameters']:,} parameters) → {run_dir}",
              f"  epochs {len(metrics['epochs'])}, best {metrics['best_epoch']}, {metrics['seconds']:.1f} s, "
              f"{metrics['train_examples_per_second']:,.0f} train examples/s",
              f"  {'':14s} {'test AUC':>9s} {'logloss':>8s}   {'valid AUC':>9s}",
@@ -28,15 +32,23 @@ def summary(metrics: dict, run_dir: str) -> str:
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="fsdnet-train", description=__doc__)
     parser.add_argument("--config", required=True, help="shipped config name or YAML path")
-    parser.add_argument("--transform-dir", required=True, help="output of fsdnet-transform")
-    parser.add_argument("--run-dir", required=True, help="run directory (resumes if it holds a run)")
+    parser.add_argument("--transform-dir", help="output of fsdnet-transform")
+    parser.add_argument("--run-dir", help="run directory (resumes if it holds a run)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. model.type=dcnv2 or seed=2024")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved config and what its model preset builds, then exit")
     args = parser.parse_args(argv)
+    if not args.print_config and not (args.transform_dir and args.run_dir):
+        parser.error("--transform-dir and --run-dir are required (unless --print-config)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config, args.set)
+        if args.print_config:
+            print(dump_config(config) + "# what model.type resolves to\n"
+                  + yaml.safe_dump({"resolved": describe(config.model)}, sort_keys=False, allow_unicode=True))
+            return 0
         from fsdnet_tf.training.trainer import Trainer
         metrics = Trainer(config, args.transform_dir, args.run_dir, progress_bar=not args.no_progress).run()
     except ConfigError as err:

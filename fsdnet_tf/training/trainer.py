@@ -37,9 +37,9 @@ from fsdnet_tf.config import Config, ConfigError, dump_config, load_config, to_d
 from fsdnet_tf.data.input import TrainInput, cast_features, parsed_dataset
 from fsdnet_tf.data.transform_output import TransformDir
 from fsdnet_tf.features import LABEL_KEY
-from fsdnet_tf.losses import DistillationTask
+from fsdnet_tf.losses import Objective
 from fsdnet_tf.metrics import evaluate
-from fsdnet_tf.models import ParallelCTRModel, build_model
+from fsdnet_tf.models import ParallelCTRModel, build_model, count_parameters
 from fsdnet_tf.training import devices
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,42 @@ def restore_model(run_dir: str | pathlib.Path, config: Optional[Config] = None,
     best = json.loads(metrics_path.read_text())["best_checkpoint"]
     tf.train.Checkpoint(model=model).read(str(run_dir / best)).expect_partial().assert_existing_objects_matched()
     return model, config, transform
+
+
+def predictions(model: ParallelCTRModel, features: dict) -> tuple[tf.Tensor, tf.Tensor]:
+    """The served ŷ and the (B, heads) head probabilities, in inference mode."""
+    out = model.named_outputs(features, training=False)
+    return out.prediction, tf.sigmoid(tf.stack(list(out.logits.values()), axis=-1))
+
+
+def make_train_step(model: ParallelCTRModel, objective: Objective, optimizer, strategy: tf.distribute.Strategy,
+                    mixed_precision: bool = False, jit_compile: bool = False):
+    """One optimiser step on a global batch: objective + the model's regularisers, clipped Adam."""
+    replicas = strategy.num_replicas_in_sync
+
+    def replica_step(batch):
+        labels = batch[LABEL_KEY]
+        features = {f: batch[f] for f in model.fields}
+        global_batch = tf.shape(labels)[0] * replicas
+        with tf.GradientTape() as tape:
+            values = objective(labels, model.named_outputs(features, training=True), global_batch_size=global_batch)
+            regulariser = tf.add_n(model.losses) / replicas if model.losses else 0.0
+            total = values.total + regulariser
+            scaled = optimizer.get_scaled_loss(total) if mixed_precision else total
+        grads = tape.gradient(scaled, model.trainable_variables)
+        if mixed_precision:
+            grads = optimizer.get_unscaled_gradients(grads)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return {**values.as_dict(), "regulariser": regulariser, "loss": total}
+
+    if jit_compile:
+        replica_step = tf.function(replica_step, jit_compile=True)
+
+    @tf.function
+    def train_step(batch):
+        per_replica = strategy.run(replica_step, args=(batch,))
+        return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+    return train_step
 
 
 class Trainer:
@@ -125,44 +161,14 @@ class Trainer:
             # Slot variables exist before any step, so a resumed checkpoint restores them all.
             optimizer.build(self.model.trainable_variables)
             self.optimizer = optimizer
-            self.task = DistillationTask.from_config(cfg.model)
+            self.objective = Objective.from_config(cfg.model)
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
         self.train_input = TrainInput(self.transform, cfg.train.batch_size, cfg.seed, cfg.train.in_memory,
                                       cfg.train.shuffle_buffer, cfg.train.label_noise)
-        self._train_step = self._make_train_step()
-        self._predict = tf.function(lambda features: self.model.head_probabilities(features, training=False))
+        self._train_step = make_train_step(self.model, self.objective, self.optimizer, self.strategy,
+                                           cfg.train.mixed_precision, cfg.train.jit_compile)
+        self._predict = tf.function(lambda features: predictions(self.model, features))
         self._eval_cache: dict = {}
-
-    def _make_train_step(self):
-        model, task, optimizer = self.model, self.task, self.optimizer
-        replicas = self.strategy.num_replicas_in_sync
-        mixed = self.config.train.mixed_precision
-
-        def replica_step(batch):
-            labels = batch[LABEL_KEY]
-            features = {f: batch[f] for f in model.fields}
-            global_batch = tf.shape(labels)[0] * replicas
-            with tf.GradientTape() as tape:
-                outputs = model.training_outputs(features, training=True)
-                terms = task(labels, outputs.logits, outputs.fused, global_batch_size=global_batch)
-                regulariser = tf.add_n(model.losses) / replicas if model.losses else 0.0
-                total = terms.total + regulariser
-                objective = optimizer.get_scaled_loss(total) if mixed else total
-            grads = tape.gradient(objective, model.trainable_variables)
-            if mixed:
-                grads = optimizer.get_unscaled_gradients(grads)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
-            return {**terms.as_dict(), "regulariser": regulariser, "loss": total}
-
-        if self.config.train.jit_compile:
-            replica_step = tf.function(replica_step, jit_compile=True)
-
-        @tf.function
-        def train_step(batch):
-            per_replica = self.strategy.run(replica_step, args=(batch,))
-            return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-                    for k, v in per_replica.items()}
-        return train_step
 
     # ------------------------------------------------------------------ evaluation
     def _eval_dataset(self, split: str) -> tf.data.Dataset:
@@ -173,11 +179,13 @@ class Trainer:
         return self._eval_cache[split]
 
     def evaluate_split(self, split: str) -> dict:
-        labels, probabilities = [], []
+        labels, served, heads = [], [], []
         for batch in self._eval_dataset(split):
             labels.append(batch[LABEL_KEY].numpy())
-            probabilities.append(self._predict({f: batch[f] for f in self.model.fields}).numpy())
-        return evaluate(np.concatenate(labels), np.concatenate(probabilities))
+            prediction, head_probabilities = self._predict({f: batch[f] for f in self.model.fields})
+            served.append(prediction.numpy())
+            heads.append(head_probabilities.numpy())
+        return evaluate(np.concatenate(labels), np.concatenate(served), np.concatenate(heads))
 
     # ------------------------------------------------------------------ loop
     def run(self) -> dict:
@@ -238,7 +246,7 @@ class Trainer:
             values = self._train_step(batch)
             count += 1
             if bar and (count % 5 == 0 or count == steps):
-                bar.update(count, [("loss", float(values["loss"])), ("kl", float(values["kl"]))])
+                bar.update(count, [("loss", float(values["loss"])), ("bce", float(values["bce"]))])
             for key, value in values.items():
                 sums[key] = sums.get(key, 0.0) + value
         train_seconds = time.perf_counter() - start
@@ -277,6 +285,7 @@ class Trainer:
             "best_epoch": state["best_epoch"], "best_checkpoint": state["best_checkpoint"],
             "epochs": state["epochs"], "train_examples_per_second": round(examples / train_seconds, 1),
             "seconds": round(seconds, 2), "replicas": self.strategy.num_replicas_in_sync,
+            "parameters": count_parameters(self.model),
             "config": to_dict(self.config)}
         write_json_atomic(self.write_dir / "metrics.json", metrics)
         if self.chief:

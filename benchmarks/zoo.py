@@ -1,0 +1,224 @@
+"""Is FSD model-agnostic? DCN, xDeepFM, AutoInt+ and DCNv2, each with and without FSD, on Frappe.
+
+    .venv/bin/python benchmarks/zoo.py --work-dir /work/study [--jobs 2]
+    .venv/bin/python benchmarks/zoo.py --report-only
+
+The paper's Tables 3–4 (RQ2), SPEC_WAVE2 §4: every model with the shipped ``frappe``
+settings and seeds 2023–2025. FSDNet and DCNv2 are the main study's stored runs
+(``benchmarks/reproduce.py``; kept only while their configs still resolve to the plan's).
+Runs are resumable exactly as in ``reproduce.py``: stored copies in
+``benchmarks/results/frappe_zoo_runs/`` are never trained again, and the report
+(``frappe_zoo.md`` / ``frappe_zoo.json``) is rebuilt after every finished run. Steps-only
+throughput comes from ``benchmarks/train_speed.py --models all`` (all models in one
+process), stored as ``frappe_zoo_speed.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import logging
+import pathlib
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from fsdnet_tf.config import load_config, to_dict  # noqa: E402  (no TensorFlow import)
+
+import reproduce  # noqa: E402
+from study_report import _pm, _write_atomic, mean_std, welch_p_value  # noqa: E402
+
+log = logging.getLogger("zoo")
+
+SEEDS = (2023, 2024, 2025)
+FSD_OF = {"dcn": "dcn_fsd", "xdeepfm": "xdeepfm_fsd", "autoint": "autoint_fsd", "dcnv2": "fsdnet"}
+LABELS = {"dcn": "DCN", "xdeepfm": "xDeepFM", "autoint": "AutoInt+", "dcnv2": "DCNv2"}
+REUSED = ("fsdnet", "dcnv2")          # stored by the main study
+PAPER_TABLE3 = {"dcn": (0.9838, 0.1544), "dcn_fsd": (0.9852, 0.1357), "xdeepfm": (0.9844, 0.1454),
+                "xdeepfm_fsd": (0.9855, 0.1370), "autoint": (0.9841, 0.1520), "autoint_fsd": (0.9853, 0.1338),
+                "dcnv2": (0.9845, 0.1581), "fsdnet": (0.9856, 0.1367)}
+PAPER_TABLE4 = {"dcn": 475_249, "dcn_fsd": 476_932, "xdeepfm": 568_217, "xdeepfm_fsd": 569_211,
+                "autoint": 587_289, "autoint_fsd": 591_931, "dcnv2": 551_569, "fsdnet": 553_252}
+COMMAND = ".venv/bin/python benchmarks/zoo.py --work-dir /work/study --jobs 2"
+SPEED_COMMAND = (".venv/bin/python benchmarks/train_speed.py --transform-dir /work/study/transform --models all "
+                 "--output benchmarks/results/frappe_zoo_speed.json")
+TARGET_P = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class ZooRun:
+    model: str
+    seed: int
+    group: str = "zoo"
+    noise: float = 0.0
+    settings: tuple = ()
+
+    @property
+    def variant(self) -> str:
+        return self.model
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}_s{self.seed}"
+
+    @property
+    def overrides(self) -> list[str]:
+        return [f"model.type={self.model}", f"seed={self.seed}"]
+
+    def expected_config(self) -> dict:
+        return to_dict(load_config(reproduce.CONFIG, self.overrides))
+
+
+def plan() -> list[ZooRun]:
+    """The runs to train, each seed's six models together so that a partial study compares pairs."""
+    models = [m for base, fsd in FSD_OF.items() for m in (base, fsd) if m not in REUSED]
+    return [ZooRun(m, s) for s in SEEDS for m in models]
+
+
+def collect(zoo_runs_dir: pathlib.Path, main_runs_dir: pathlib.Path) -> tuple[dict, list[str]]:
+    """model → stored runs (the main study's for FSDNet/DCNv2), and the planned runs still missing."""
+    runs, missing = {}, []
+    for model in PAPER_TABLE3:
+        for seed in SEEDS:
+            run = ZooRun(model, seed)
+            stored = (reproduce.stored_result(reproduce.Run("main", model, seed), main_runs_dir) if model in REUSED
+                      else reproduce.stored_result(run, zoo_runs_dir))
+            if stored is None:
+                missing.append(run.name)
+            else:
+                runs.setdefault(model, []).append(stored)
+    return runs, missing
+
+
+def compute(runs: dict, speed: dict | None) -> dict:
+    models = {}
+    for model, chosen in runs.items():
+        auc, ll = mean_std([r["test"]["auc"] for r in chosen]), mean_std([r["test"]["logloss"] for r in chosen])
+        models[model] = {"seeds": [r["seed"] for r in chosen], "auc_mean": auc[0], "auc_std": auc[1],
+                         "logloss_mean": ll[0], "logloss_std": ll[1],
+                         "epochs_mean": sum(len(r["epochs"]) for r in chosen) / len(chosen),
+                         "parameters": (speed or {}).get("parameters", {}).get(model),
+                         "paper_parameters": PAPER_TABLE4[model],
+                         "steps_only_examples_per_second": (speed or {}).get("examples_per_second", {}).get(model)}
+    gains = {}
+    for base, fsd in FSD_OF.items():
+        if base in runs and fsd in runs:
+            a, b = runs[base], runs[fsd]
+            gains[base] = {
+                "auc_gain": models[fsd]["auc_mean"] - models[base]["auc_mean"],
+                "logloss_gain": models[base]["logloss_mean"] - models[fsd]["logloss_mean"],
+                "p_value_auc": welch_p_value([r["test"]["auc"] for r in b], [r["test"]["auc"] for r in a]),
+                "p_value_logloss": welch_p_value([r["test"]["logloss"] for r in b], [r["test"]["logloss"] for r in a]),
+                "paper_auc_gain": PAPER_TABLE3[fsd][0] - PAPER_TABLE3[base][0],
+                "paper_logloss_gain": PAPER_TABLE3[base][1] - PAPER_TABLE3[fsd][1]}
+    return {"models": models, "fsd_gains": gains}
+
+
+def targets(result: dict) -> list[tuple[str, bool | None, str]]:
+    gains = result["fsd_gains"]
+    complete = len(gains) == len(FSD_OF) and all(len(m["seeds"]) == len(SEEDS) for m in result["models"].values())
+    lower = [b for b, g in gains.items() if g["logloss_gain"] > 0 and (g["p_value_logloss"] or 1) < TARGET_P]
+    higher = [b for b, g in gains.items() if g["auc_gain"] > 0]
+    return [("FSD lowers the test logloss of every base model with Welch p < 0.05",
+             len(lower) == len(FSD_OF) if complete else None,
+             f"{len(lower)} of {len(gains)} measured ({', '.join(LABELS[b] for b in lower) or 'none'})"),
+            ("FSD raises the test AUC of at least three of the four base models",
+             len(higher) >= 3 if complete else None,
+             f"{len(higher)} of {len(gains)} measured ({', '.join(LABELS[b] for b in higher) or 'none'})")]
+
+
+def _p(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3g}"
+
+
+def render(result: dict, missing: list[str], speed: dict | None) -> str:
+    lines = ["# Frappe: FSD on four base models (paper Tables 3–4)",
+             "", f"Generated {datetime.date.today().isoformat()} by `{COMMAND}` from the stored runs "
+             "(FSDNet and DCNv2: the main study's runs of the same seeds). Settings: the shipped `frappe` config "
+             "(SPEC §3) for every model, the tower settings of SPEC_WAVE2 §4; test figures of the served ŷ "
+             "(mean of the heads for FSD models).", ""]
+    if missing:
+        lines += [f"**Partial**: {len(missing)} planned runs not stored yet: {', '.join(missing)}.", ""]
+    lines += ["| model | seeds | test AUC | test logloss | paper AUC / logloss | parameters (paper) | "
+              "steps-only examples/s | epochs |", "|---|---|---|---|---|---|---|---|"]
+    for model in PAPER_TABLE3:
+        m = result["models"].get(model)
+        if m is None:
+            continue
+        params = f"{m['parameters']:,}" if m["parameters"] else "—"
+        rate = f"{m['steps_only_examples_per_second']:,}" if m["steps_only_examples_per_second"] else "—"
+        paper = PAPER_TABLE3[model]
+        lines.append(f"| {model} | {len(m['seeds'])} | {_pm(m['auc_mean'], m['auc_std'])} | "
+                     f"{_pm(m['logloss_mean'], m['logloss_std'], 4)} | {paper[0]} / {paper[1]} | "
+                     f"{params} ({m['paper_parameters']:,}) | {rate} | {m['epochs_mean']:.1f} |")
+    lines += ["", "## FSD gain per base model (Welch two-tailed p over seeds)", "",
+              "| base | AUC gain | p (AUC) | logloss reduction | p (logloss) | paper AUC gain | paper logloss reduction |",
+              "|---|---|---|---|---|---|---|"]
+    for base, g in result["fsd_gains"].items():
+        lines.append(f"| {LABELS[base]} → + FSD | {g['auc_gain']:+.5f} | {_p(g['p_value_auc'])} | "
+                     f"{g['logloss_gain']:+.4f} | {_p(g['p_value_logloss'])} | {g['paper_auc_gain']:+.4f} | "
+                     f"{g['paper_logloss_gain']:+.4f} |")
+    lines += ["", "## Targets", ""]
+    for text, met, detail in targets(result):
+        verdict = "not yet measured" if met is None else ("**met**" if met else "**not met**")
+        lines.append(f"- {text}: {verdict} — {detail}.")
+    lines += ["", "Parameters are trainable variables built by our code (FSD versions build no unused output "
+              "layer, SPEC_WAVE2 §4.5, so they sit below the paper's counts, which include them). "
+              f"Steps-only throughput: `{SPEED_COMMAND}`" + (f", {speed['measured']}" if speed else " (not run yet)")
+              + "; all models in one process, alternating rounds, batch 10,000."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(results_dir: pathlib.Path) -> dict:
+    speed_path = results_dir / "frappe_zoo_speed.json"
+    speed = json.loads(speed_path.read_text()) if speed_path.is_file() else None
+    runs, missing = collect(results_dir / "frappe_zoo_runs", results_dir / "frappe_runs")
+    result = {**compute(runs, speed), "missing": missing,
+              "targets": [{"target": t, "met": m, "detail": d} for t, m, d in targets(compute(runs, speed))]}
+    _write_atomic(results_dir / "frappe_zoo.json", json.dumps(result, indent=1) + "\n")
+    _write_atomic(results_dir / "frappe_zoo.md", render(result, missing, speed))
+    return result
+
+
+class ZooStudy(reproduce.Study):
+    def __init__(self, work_dir, data_dir, results_dir, jobs):
+        super().__init__(work_dir, data_dir, results_dir, jobs)
+        self.runs_dir = results_dir / "frappe_zoo_runs"
+
+    def write_report(self) -> None:
+        with self._report_lock:
+            write_report(self.results_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=pathlib.Path, default=REPO.parent / "shared" / "data" / "frappe")
+    parser.add_argument("--work-dir", type=pathlib.Path, default=REPO / "work" / "reproduce")
+    parser.add_argument("--results-dir", type=pathlib.Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--plan", action="store_true", help="print the runs and their overrides, then exit")
+    parser.add_argument("--report-only", action="store_true", help="rebuild the report from stored runs")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.jobs < 1:
+        parser.error("--jobs must be >= 1")
+    if args.plan:
+        for r in plan():
+            print(f"{r.name:24s} {' '.join('--set ' + o for o in r.overrides)}")
+        return 0
+    study = ZooStudy(args.work_dir.resolve(), args.data_dir.resolve(), args.results_dir.resolve(), args.jobs)
+    if args.report_only:
+        study.write_report()
+        return 0
+    if not (args.data_dir / "train.csv").is_file():
+        print(f"zoo: Frappe not found at {args.data_dir} (see ../shared/data/README.md); give --data-dir",
+              file=sys.stderr)
+        return 2
+    return study.run(plan())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

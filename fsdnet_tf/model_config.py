@@ -1,0 +1,145 @@
+"""The model section of the configuration: presets, tower settings and their checks.
+
+Re-exported by :mod:`fsdnet_tf.config`; errors name the dotted key (``model.cin.units``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+from fsdnet_tf.config_error import ConfigError
+from fsdnet_tf.presets import PRESETS, TOWER_SECTIONS
+
+MODEL_TYPES = ("fsdnet", "dcnv2", "dcn", "dcn_fsd", "xdeepfm", "xdeepfm_fsd", "autoint", "autoint_fsd")
+EXPLICIT_TOWERS = ("cross_v2", "cross_v1", "cin", "self_attention")
+READOUTS = ("per_layer_heads", "final_concat", "sum_of_logits")
+
+
+@dataclass(frozen=True)
+class CINConfig:
+    """xDeepFM's compressed interaction network: feature maps per layer (SPEC_WAVE2 §4.3)."""
+    units: tuple[int, ...] = (64, 64, 64)
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    """AutoInt's multi-head self-attention tower (SPEC_WAVE2 §4.4)."""
+    layers: int = 3
+    dim: int = 128
+    heads: int = 2
+    attention_dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``type`` is a preset naming the explicit tower and the readout (:mod:`fsdnet_tf.presets`);
+    ``explicit_tower`` / ``readout`` replace the preset's choice when set. They stay null in a
+    saved config, so ``--set model.type=...`` on it still picks that preset's parts."""
+    type: Literal[MODEL_TYPES] = "fsdnet"
+    explicit_tower: Optional[Literal[EXPLICIT_TOWERS]] = None
+    readout: Optional[Literal[READOUTS]] = None
+    embedding_dim: int = 16
+    embedding_l2: float = 1e-5
+    cross_layers: int = 3
+    projection_dim: Optional[int] = None
+    deep_units: tuple[int, ...] = (400, 400, 400)
+    batch_norm: bool = True
+    dropout: float = 0.2
+    fusion: Literal["concat", "hadamard", "add", "attention", "none"] = "concat"
+    alpha: float = 0.5
+    temperature: float = 1.0
+    beta: float = 0.01
+    distill: Literal["full", "no_soft_labels", "no_hint"] = "full"
+    kd_variant: Literal["bernoulli", "reference"] = "bernoulli"
+    detach_teacher: bool = False
+    cin: Optional[CINConfig] = None
+    attention: Optional[AttentionConfig] = None
+
+    @property
+    def tower_kind(self) -> str:
+        return self.explicit_tower or PRESETS[self.type].explicit_tower
+
+    @property
+    def readout_kind(self) -> str:
+        return self.readout or PRESETS[self.type].readout
+
+    @property
+    def num_layers(self) -> int:
+        """Depth of the explicit tower (the per-layer heads pair layer l of each tower)."""
+        if self.tower_kind == "cin" and self.cin is not None:
+            return len(self.cin.units)
+        if self.tower_kind == "self_attention" and self.attention is not None:
+            return self.attention.layers
+        return self.cross_layers
+
+
+def resolve_preset(m: ModelConfig) -> ModelConfig:
+    """Fill the section of the explicit tower's own settings; refuse sections it does not read."""
+    defaults = {"cin": CINConfig(), "attention": AttentionConfig()}
+    for section, default in defaults.items():
+        used = TOWER_SECTIONS.get(m.tower_kind) == section
+        if used and getattr(m, section) is None:
+            m = dataclasses.replace(m, **{section: default})
+        elif not used and getattr(m, section) is not None:
+            raise ConfigError(f"model.{section}: not used by model.type={m.type} "
+                              f"(explicit tower {m.tower_kind}); remove it")
+    return m
+
+
+def _validate_explicit_tower(m: ModelConfig) -> None:
+    heads = m.readout_kind == "per_layer_heads"
+    if m.tower_kind in ("cross_v1", "cross_v2") and len(m.deep_units) != m.cross_layers:
+        raise ConfigError(
+            f"model.deep_units: {len(m.deep_units)} deep layers but model.cross_layers is "
+            f"{m.cross_layers}; fusion pairs layer l of each, so the counts must be equal")
+    if m.projection_dim is not None and m.tower_kind != "cross_v2":
+        raise ConfigError(f"model.projection_dim: only the cross_v2 tower has a low-rank projection, "
+                          f"not {m.tower_kind}")
+    if m.cin is not None:
+        if not m.cin.units or min(m.cin.units) < 1:
+            raise ConfigError("model.cin.units: needs at least one layer, every width >= 1")
+        if heads and len(m.cin.units) != len(m.deep_units):
+            raise ConfigError(f"model.cin.units: {len(m.cin.units)} CIN layers but {len(m.deep_units)} "
+                              "deep layers; per-layer heads pair layer l of each, so the counts must be equal")
+        if heads and len(set(m.cin.units)) != 1:
+            raise ConfigError(f"model.cin.units: widths {list(m.cin.units)} differ; the hint loss compares "
+                              "fused vectors of every layer, so all widths must be equal")
+    if m.attention is not None:
+        a = m.attention
+        if a.layers < 1 or a.dim < 1 or a.heads < 1:
+            raise ConfigError("model.attention.layers / dim / heads: must be >= 1")
+        if a.dim % a.heads:
+            raise ConfigError(f"model.attention.dim: {a.dim} does not split into {a.heads} heads "
+                              "(model.attention.heads)")
+        if not 0.0 <= a.attention_dropout < 1.0:
+            raise ConfigError("model.attention.attention_dropout: must be in [0, 1)")
+        if heads and a.layers != len(m.deep_units):
+            raise ConfigError(f"model.attention.layers: {a.layers} attention layers but {len(m.deep_units)} "
+                              "deep layers; per-layer heads pair layer l of each, so the counts must be equal")
+
+
+def validate_model(m: ModelConfig) -> ModelConfig:
+    m = resolve_preset(m)
+    if m.cross_layers < 1:
+        raise ConfigError("model.cross_layers: must be >= 1")
+    _validate_explicit_tower(m)
+    if len(set(m.deep_units)) != 1:
+        raise ConfigError(f"model.deep_units: widths {list(m.deep_units)} differ; the hint loss "
+                          "compares fused vectors of every layer, so all widths must be equal")
+    if m.deep_units[0] < 1 or m.embedding_dim < 1:
+        raise ConfigError("model.deep_units / model.embedding_dim: must be positive")
+    if m.projection_dim is not None and m.projection_dim < 1:
+        raise ConfigError("model.projection_dim: must be >= 1 or null (full rank)")
+    if not 0.0 <= m.dropout < 1.0:
+        raise ConfigError("model.dropout: must be in [0, 1)")
+    if not 0.0 <= m.alpha <= 1.0:
+        raise ConfigError("model.alpha: must be in [0, 1]")
+    if m.temperature <= 0:
+        raise ConfigError("model.temperature: must be > 0")
+    if m.beta < 0 or m.embedding_l2 < 0:
+        raise ConfigError("model.beta / model.embedding_l2: must be >= 0")
+    if m.readout_kind != "per_layer_heads" and m.fusion != "concat":
+        raise ConfigError(f"model.fusion: the {m.readout_kind} readout ({m.type}) has no per-layer fusion; "
+                          "fusion must stay 'concat'")
+    return m

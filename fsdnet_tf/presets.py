@@ -1,0 +1,112 @@
+"""Model presets and objectives as data (no TensorFlow import, so configs resolve anywhere).
+
+A preset names the explicit tower and the readout of the parallel model (SPEC_WAVE2 §5):
+
+    field embedding → explicit tower ∥ DeepTower → readout
+
+Readouts:
+  per_layer_heads  FSD: f_l = fuse(e_l, h_l), one Dense(1) head per layer, ŷ = mean of the
+                   heads' probabilities; the deepest head is the teacher.
+  final_concat     DCN, DCNv2: Dense(1) on concat(e_L, h_L).
+  sum_of_logits    xDeepFM, AutoInt+: z = z_LR + Dense(1)(explicit summary) + Dense(1)(h_L),
+                   the summary being every CIN layer's pooled maps or the last attention layer.
+
+An objective is a tuple of :class:`Term` s, each naming the model outputs it reads; the
+loss functions that evaluate them live in :mod:`fsdnet_tf.losses`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+TERM_LOSSES = ("bce", "kl", "hint")
+
+
+@dataclass(frozen=True)
+class Preset:
+    explicit_tower: str
+    readout: str
+    summary: str
+
+
+PRESETS = {
+    "fsdnet": Preset("cross_v2", "per_layer_heads", "FSDNet: cross v2 ∥ deep, a head per fused layer, self-distillation"),
+    "dcnv2": Preset("cross_v2", "final_concat", "DCNv2: cross v2 ∥ deep, Dense(1) on concat(c_L, h_L)"),
+    "dcn": Preset("cross_v1", "final_concat", "DCN: cross v1 ∥ deep, Dense(1) on concat(x_L, h_L)"),
+    "dcn_fsd": Preset("cross_v1", "per_layer_heads", "DCN + FSD: cross v1 ∥ deep with per-layer heads"),
+    "xdeepfm": Preset("cin", "sum_of_logits", "xDeepFM: LR + CIN + deep, logits summed"),
+    "xdeepfm_fsd": Preset("cin", "per_layer_heads", "xDeepFM + FSD: CIN ∥ deep with per-layer heads"),
+    "autoint": Preset("self_attention", "sum_of_logits", "AutoInt+: LR + self-attention + deep, logits summed"),
+    "autoint_fsd": Preset("self_attention", "per_layer_heads", "AutoInt+ + FSD: self-attention ∥ deep, per-layer heads"),
+}
+# Which per-type config section each explicit tower reads.
+TOWER_SECTIONS = {"cin": "cin", "self_attention": "attention"}
+SERVED_OUTPUTS = {"per_layer_heads": ("prediction", "teacher_head"),
+                  "final_concat": ("prediction",), "sum_of_logits": ("prediction",)}
+
+
+@dataclass(frozen=True)
+class Term:
+    """weight · Σ_students mean loss(teacher → student), or weight · Σ mean BCE(student) for ``bce``.
+
+    ``students`` and ``teacher`` name logits (``bce``, ``kl``) or representations (``hint``)
+    of the model's outputs. ``in_total=False`` logs the term without training on it.
+    """
+    loss: Literal["bce", "kl", "hint"]
+    weight: float
+    students: tuple[str, ...]
+    teacher: Optional[str] = None
+    detach_teacher: bool = False
+    temperature: float = 1.0
+    kd_variant: Literal["bernoulli", "reference"] = "bernoulli"
+    in_total: bool = True
+
+    def __post_init__(self):
+        if self.loss not in TERM_LOSSES:
+            raise ValueError(f"term loss {self.loss!r} is not one of {TERM_LOSSES}")
+        if (self.loss == "bce") != (self.teacher is None):
+            raise ValueError(f"a {self.loss} term {'takes no' if self.loss == 'bce' else 'needs a'} teacher")
+        if not self.students:
+            raise ValueError(f"a {self.loss} term needs at least one student")
+
+    def describe(self) -> str:
+        reads = ", ".join(self.students)
+        if self.teacher:
+            reads = f"{'sg(' + self.teacher + ')' if self.detach_teacher else self.teacher} → {reads}"
+        extra = f", T={self.temperature:g}" if self.loss == "kl" else ""
+        return f"{self.weight:g}·{self.loss}({reads}{extra})" + ("" if self.in_total else " [logged only]")
+
+
+def head_names(model_cfg) -> tuple[str, ...]:
+    """The logits reported as heads in metrics, in order (the teacher last)."""
+    if model_cfg.readout_kind == "per_layer_heads":
+        return tuple(f"head_{layer}" for layer in range(model_cfg.num_layers))
+    return ("final",)
+
+
+def objective(model_cfg) -> tuple[Term, ...]:
+    """SPEC §2's FSD loss and its ablations for per-layer heads; BCE on the final logit otherwise."""
+    heads = head_names(model_cfg)
+    if model_cfg.readout_kind != "per_layer_heads":
+        return (Term("bce", 1.0, heads),)
+    alpha, beta = model_cfg.alpha, model_cfg.beta
+    if len(heads) == 1:
+        return (Term("bce", alpha, heads),)
+    teacher, students = heads[-1], heads[:-1]
+    fused = tuple(f"fused/{layer}" for layer in range(len(heads)))
+    detach = model_cfg.detach_teacher
+    kl = Term("kl", 1.0 - alpha, students, teacher, detach, model_cfg.temperature, model_cfg.kd_variant,
+              in_total=model_cfg.distill != "no_soft_labels")
+    hint = Term("hint", beta, fused[:-1], fused[-1], detach, in_total=model_cfg.distill != "no_hint")
+    bce = Term("bce", 1.0 if model_cfg.distill == "no_soft_labels" else alpha, heads)
+    return (bce, kl, hint)
+
+
+def describe(model_cfg) -> dict:
+    """What a resolved model config builds, for ``fsdnet-train --print-config``."""
+    return {"preset": PRESETS[model_cfg.type].summary,
+            "explicit_tower": None if model_cfg.fusion == "none" else model_cfg.tower_kind,
+            "implicit_tower": f"deep {list(model_cfg.deep_units)}",
+            "readout": model_cfg.readout_kind, "heads": list(head_names(model_cfg)),
+            "objective": [t.describe() for t in objective(model_cfg)],
+            "served_outputs": list(SERVED_OUTPUTS[model_cfg.readout_kind])}
