@@ -16,6 +16,8 @@ Notation: z_l are head logits (B,), z_L the teacher (deepest head), T the temper
   no_soft_labels:    Σ_l BCE_l + β Σ_{l<L} hint_l
   no_hint:           α Σ_l BCE_l + (1 − α) Σ_{l<L} KL_l
   single head:       α BCE (FSDNet with L = 1), or BCE for the DCNv2 baseline.
+- Twin focus (TF4CTR), p_t = y σ(z) + (1 − y)(1 − σ(z)):
+                     easy (c + p_t)^γ · BCE(z_e),  hard ((2 − c) − p_t)^γ · BCE(z_h)
 These totals are built as data (lists of weighted terms) by :func:`fsdnet_tf.presets.objective`.
 """
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from fsdnet_tf.presets import Term, objective
+from fsdnet_tf.presets import LOGGED_AS, Term, objective
 
 
 def binary_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
@@ -55,10 +57,37 @@ def hint_mse(teacher_fused: tf.Tensor, student_fused: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.square(teacher_fused - student_fused), axis=-1)
 
 
+def _true_class_probability(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """p_t = y·σ(z) + (1 − y)·(1 − σ(z)) = σ((2y − 1)·z), never computing 1 − σ(z) in float."""
+    return tf.sigmoid((2.0 * tf.cast(labels, logits.dtype) - 1.0) * logits)
+
+
+def _focus_factor(base: tf.Tensor, gamma: float) -> tf.Tensor:
+    if gamma == 0:
+        return tf.ones_like(base)     # x**0 would give 0·x⁻¹ = NaN gradients at x = 0
+    # base is 0 only for a saturated sample (c = 0 or c = 1 and p_t rounded to 0 or 1)
+    return tf.pow(tf.maximum(base, 1e-12), gamma)
+
+
+def twin_focus_easy(labels: tf.Tensor, logits: tf.Tensor, c: float, gamma: float) -> tf.Tensor:
+    """(c + p_t)^γ · BCE: up-weights the samples the easy branch already fits (SPEC_WAVE2 §1.3)."""
+    p_t = _true_class_probability(labels, logits)
+    return _focus_factor(c + p_t, gamma) * binary_cross_entropy(labels, logits)
+
+
+def twin_focus_hard(labels: tf.Tensor, logits: tf.Tensor, c: float, gamma: float) -> tf.Tensor:
+    """((2 − c) − p_t)^γ · BCE: up-weights the samples the hard branch misfits; c = 1 is focal loss."""
+    p_t = _true_class_probability(labels, logits)
+    return _focus_factor((2.0 - c) - p_t, gamma) * binary_cross_entropy(labels, logits)
+
+
+FOCUS_LOSSES = {"focus_easy": twin_focus_easy, "focus_hard": twin_focus_hard}
+
+
 @dataclass(frozen=True)
 class ObjectiveValues:
     total: tf.Tensor
-    logged: dict             # each term's unweighted value under its loss name, bce per head
+    logged: dict             # each term's unweighted value under its loss name (LOGGED_AS), bce per head
 
     def as_dict(self) -> dict:
         return {"loss": self.total, **self.logged}
@@ -100,6 +129,9 @@ class Objective:
             if term.loss == "bce":
                 means = [mean(binary_cross_entropy(labels, z)) for z in students]
                 logged.update({f"bce_head_{i}": m for i, m in enumerate(means)})
+            elif term.loss in FOCUS_LOSSES:
+                focus = FOCUS_LOSSES[term.loss]
+                means = [mean(focus(labels, z, term.focus_c, term.focus_gamma)) for z in students]
             else:
                 teacher = tf.cast(source[term.teacher], tf.float32)
                 if term.detach_teacher:
@@ -109,9 +141,10 @@ class Objective:
                     means = [mean(kd(teacher, z, term.temperature)) for z in students]
                 else:
                     means = [mean(hint_mse(teacher, f)) for f in students]
-            logged[term.loss] = tf.add_n(means)
+            key = LOGGED_AS.get(term.loss, term.loss)
+            logged[key] = tf.add_n(means)
             if term.in_total:
-                weighted = term.weight * logged[term.loss]
+                weighted = term.weight * logged[key]
                 total = weighted if total is None else total + weighted
         if total is None:
             raise ValueError("the objective has no term in its total")

@@ -11,9 +11,10 @@ from typing import Literal, Optional
 from fsdnet_tf.config_error import ConfigError
 from fsdnet_tf.presets import PRESETS, TOWER_SECTIONS
 
-MODEL_TYPES = ("fsdnet", "dcnv2", "dcn", "dcn_fsd", "xdeepfm", "xdeepfm_fsd", "autoint", "autoint_fsd")
-EXPLICIT_TOWERS = ("cross_v2", "cross_v1", "cin", "self_attention")
-READOUTS = ("per_layer_heads", "final_concat", "sum_of_logits")
+MODEL_TYPES = ("fsdnet", "dcnv2", "dcn", "dcn_fsd", "xdeepfm", "xdeepfm_fsd", "autoint", "autoint_fsd",
+               "tf4ctr", "tf4ctr_dcnv2", "tf4ctr_fsd")
+EXPLICIT_TOWERS = ("cross_v2", "cross_v1", "cin", "self_attention", "mlp")
+READOUTS = ("per_layer_heads", "final_concat", "sum_of_logits", "twin_heads")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,24 @@ class AttentionConfig:
     dim: int = 128
     heads: int = 2
     attention_dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class TF4CTRConfig:
+    """TF4CTR (SPEC_WAVE2 §1): the explicit tower is the easy branch, the deep tower the hard one.
+
+    ssem: each branch's input — shared x0, separate_tables (the easy branch reads its own
+    table set of width D/2), scalar_gate (x_e = g·x0, x_h = (1 − g)·x0), mmoe (two experts,
+    two gates). dfm: the dynamic fusion of the twin_heads readout — sum, wsf (weighted sum),
+    cf (Dense on [h_e; h_h]), moef (mixture of two experts), vf (Gumbel-softmax gate,
+    deterministic softmax(π/τ) at inference). Twin-focus loss with c, gamma, alpha.
+    """
+    easy_units: tuple[int, ...] = (400, 400)
+    ssem: Literal["shared", "separate_tables", "scalar_gate", "mmoe"] = "separate_tables"
+    dfm: Literal["sum", "wsf", "cf", "moef", "vf"] = "wsf"
+    c: float = 0.7
+    gamma: float = 1.0
+    alpha: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -55,6 +74,12 @@ class ModelConfig:
     detach_teacher: bool = False
     cin: Optional[CINConfig] = None
     attention: Optional[AttentionConfig] = None
+    tf4ctr: Optional[TF4CTRConfig] = None
+
+    @property
+    def twin_focus(self) -> bool:
+        """Twin-focus auxiliary heads on the two branches (TF4CTR and TF4CTR + FSD)."""
+        return PRESETS[self.type].twin_focus or self.readout_kind == "twin_heads"
 
     @property
     def tower_kind(self) -> str:
@@ -71,19 +96,21 @@ class ModelConfig:
             return len(self.cin.units)
         if self.tower_kind == "self_attention" and self.attention is not None:
             return self.attention.layers
+        if self.tower_kind == "mlp" and self.tf4ctr is not None:
+            return len(self.tf4ctr.easy_units)
         return self.cross_layers
 
 
 def resolve_preset(m: ModelConfig) -> ModelConfig:
     """Fill the section of the explicit tower's own settings; refuse sections it does not read."""
-    defaults = {"cin": CINConfig(), "attention": AttentionConfig()}
+    defaults = {"cin": CINConfig(), "attention": AttentionConfig(), "tf4ctr": TF4CTRConfig()}
     for section, default in defaults.items():
-        used = TOWER_SECTIONS.get(m.tower_kind) == section
+        used = TOWER_SECTIONS.get(m.tower_kind) == section or (section == "tf4ctr" and m.twin_focus)
         if used and getattr(m, section) is None:
             m = dataclasses.replace(m, **{section: default})
         elif not used and getattr(m, section) is not None:
             raise ConfigError(f"model.{section}: not used by model.type={m.type} "
-                              f"(explicit tower {m.tower_kind}); remove it")
+                              f"(explicit tower {m.tower_kind}, readout {m.readout_kind}); remove it")
     return m
 
 
@@ -105,6 +132,10 @@ def _validate_explicit_tower(m: ModelConfig) -> None:
         if heads and len(set(m.cin.units)) != 1:
             raise ConfigError(f"model.cin.units: widths {list(m.cin.units)} differ; the hint loss compares "
                               "fused vectors of every layer, so all widths must be equal")
+    if m.tower_kind == "mlp" and heads and (len(m.tf4ctr.easy_units) != len(m.deep_units)
+                                             or len(set(m.tf4ctr.easy_units)) != 1):
+        raise ConfigError(f"model.tf4ctr.easy_units: per-layer heads need {len(m.deep_units)} layers of one width "
+                          f"(as model.deep_units), not {list(m.tf4ctr.easy_units)}")
     if m.attention is not None:
         a = m.attention
         if a.layers < 1 or a.dim < 1 or a.heads < 1:
@@ -119,11 +150,32 @@ def _validate_explicit_tower(m: ModelConfig) -> None:
                               "deep layers; per-layer heads pair layer l of each, so the counts must be equal")
 
 
+def _validate_tf4ctr(m: ModelConfig) -> None:
+    t = m.tf4ctr
+    if not 0.0 <= t.c <= 1.0:
+        raise ConfigError(f"model.tf4ctr.c: {t.c} is outside [0, 1] (c > 1 makes the hard focus base negative)")
+    if t.gamma < 0:
+        raise ConfigError("model.tf4ctr.gamma: must be >= 0")
+    if not 0.0 <= t.alpha <= 1.0:
+        raise ConfigError("model.tf4ctr.alpha: must be in [0, 1]")
+    if t.ssem == "separate_tables" and m.embedding_dim % 2:
+        raise ConfigError(f"model.embedding_dim: {m.embedding_dim} is odd; model.tf4ctr.ssem=separate_tables "
+                          "gives the easy branch a table of half that width")
+    if not t.easy_units or min(t.easy_units) < 1:
+        raise ConfigError("model.tf4ctr.easy_units: needs at least one layer, every width >= 1")
+    if m.fusion == "none":
+        raise ConfigError("model.fusion: 'none' drops the easy branch, which the twin-focus loss trains")
+    if t.ssem != "shared" and not m.twin_focus:
+        raise ConfigError(f"model.tf4ctr.ssem: {t.ssem} needs a TF4CTR model (the easy and hard branches)")
+
+
 def validate_model(m: ModelConfig) -> ModelConfig:
     m = resolve_preset(m)
     if m.cross_layers < 1:
         raise ConfigError("model.cross_layers: must be >= 1")
     _validate_explicit_tower(m)
+    if m.tf4ctr is not None:
+        _validate_tf4ctr(m)
     if len(set(m.deep_units)) != 1:
         raise ConfigError(f"model.deep_units: widths {list(m.deep_units)} differ; the hint loss "
                           "compares fused vectors of every layer, so all widths must be equal")

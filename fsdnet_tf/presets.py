@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-TERM_LOSSES = ("bce", "kl", "hint")
+TERM_LOSSES = ("bce", "kl", "hint", "focus_easy", "focus_hard")
+LOGGED_AS = {"focus_easy": "tf_easy", "focus_hard": "tf_hard"}
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Preset:
     explicit_tower: str
     readout: str
     summary: str
+    twin_focus: bool = False   # auxiliary easy/hard heads trained by the twin-focus loss
 
 
 PRESETS = {
@@ -38,21 +40,27 @@ PRESETS = {
     "xdeepfm_fsd": Preset("cin", "per_layer_heads", "xDeepFM + FSD: CIN ∥ deep with per-layer heads"),
     "autoint": Preset("self_attention", "sum_of_logits", "AutoInt+: LR + self-attention + deep, logits summed"),
     "autoint_fsd": Preset("self_attention", "per_layer_heads", "AutoInt+ + FSD: self-attention ∥ deep, per-layer heads"),
+    "tf4ctr": Preset("mlp", "twin_heads", "TF4CTR: easy MLP ∥ hard MLP, twin-focus loss, dynamic fusion", True),
+    "tf4ctr_dcnv2": Preset("cross_v2", "twin_heads", "TF4CTR on DCNv2: easy cross ∥ hard deep, twin-focus loss, "
+                           "dynamic fusion", True),
+    "tf4ctr_fsd": Preset("cross_v2", "per_layer_heads", "TF4CTR + FSD: FSDNet with the easy branch inputs and "
+                         "twin-focus terms on cross-only and deep-only auxiliary heads", True),
 }
 # Which per-type config section each explicit tower reads.
-TOWER_SECTIONS = {"cin": "cin", "self_attention": "attention"}
-SERVED_OUTPUTS = {"per_layer_heads": ("prediction", "teacher_head"),
-                  "final_concat": ("prediction",), "sum_of_logits": ("prediction",)}
+TOWER_SECTIONS = {"cin": "cin", "self_attention": "attention", "mlp": "tf4ctr"}
+SERVED_OUTPUTS = {"per_layer_heads": ("prediction", "teacher_head"), "final_concat": ("prediction",),
+                  "sum_of_logits": ("prediction",), "twin_heads": ("prediction",)}
 
 
 @dataclass(frozen=True)
 class Term:
-    """weight · Σ_students mean loss(teacher → student), or weight · Σ mean BCE(student) for ``bce``.
+    """weight · Σ_students mean loss(teacher → student); ``bce`` and the twin-focus losses take no teacher.
 
-    ``students`` and ``teacher`` name logits (``bce``, ``kl``) or representations (``hint``)
-    of the model's outputs. ``in_total=False`` logs the term without training on it.
+    ``students`` and ``teacher`` name logits (``bce``, ``kl``, focus) or representations
+    (``hint``) of the model's outputs. ``in_total=False`` logs the term without training on
+    it. ``focus_c`` / ``focus_gamma``: c and γ of the twin-focus factors (SPEC_WAVE2 §1.3).
     """
-    loss: Literal["bce", "kl", "hint"]
+    loss: Literal["bce", "kl", "hint", "focus_easy", "focus_hard"]
     weight: float
     students: tuple[str, ...]
     teacher: Optional[str] = None
@@ -60,12 +68,15 @@ class Term:
     temperature: float = 1.0
     kd_variant: Literal["bernoulli", "reference"] = "bernoulli"
     in_total: bool = True
+    focus_c: float = 1.0
+    focus_gamma: float = 0.0
 
     def __post_init__(self):
         if self.loss not in TERM_LOSSES:
             raise ValueError(f"term loss {self.loss!r} is not one of {TERM_LOSSES}")
-        if (self.loss == "bce") != (self.teacher is None):
-            raise ValueError(f"a {self.loss} term {'takes no' if self.loss == 'bce' else 'needs a'} teacher")
+        pairwise = self.loss in ("kl", "hint")
+        if pairwise == (self.teacher is None):
+            raise ValueError(f"a {self.loss} term {'needs a' if pairwise else 'takes no'} teacher")
         if not self.students:
             raise ValueError(f"a {self.loss} term needs at least one student")
 
@@ -73,22 +84,47 @@ class Term:
         reads = ", ".join(self.students)
         if self.teacher:
             reads = f"{'sg(' + self.teacher + ')' if self.detach_teacher else self.teacher} → {reads}"
-        extra = f", T={self.temperature:g}" if self.loss == "kl" else ""
+        extra = {"kl": f", T={self.temperature:g}",
+                 "focus_easy": f", c={self.focus_c:g}, γ={self.focus_gamma:g}",
+                 "focus_hard": f", c={self.focus_c:g}, γ={self.focus_gamma:g}"}.get(self.loss, "")
         return f"{self.weight:g}·{self.loss}({reads}{extra})" + ("" if self.in_total else " [logged only]")
 
 
 def head_names(model_cfg) -> tuple[str, ...]:
-    """The logits reported as heads in metrics, in order (the teacher last)."""
+    """The logits reported as heads in metrics, in order (the teacher last for per-layer heads)."""
+    if model_cfg.readout_kind == "per_layer_heads":
+        layers = tuple(f"head_{layer}" for layer in range(model_cfg.num_layers))
+        return layers + (("easy", "hard") if model_cfg.twin_focus else ())
+    if model_cfg.readout_kind == "twin_heads":
+        return ("final", "easy", "hard")
+    return ("final",)
+
+
+def prediction_heads(model_cfg) -> tuple[str, ...]:
+    """The heads whose mean probability is the served prediction ŷ."""
     if model_cfg.readout_kind == "per_layer_heads":
         return tuple(f"head_{layer}" for layer in range(model_cfg.num_layers))
     return ("final",)
 
 
+def twin_focus_terms(model_cfg) -> tuple[Term, ...]:
+    """α · focus_easy on the easy (explicit) head + (1 − α) · focus_hard on the hard (deep) head."""
+    t = model_cfg.tf4ctr
+    return (Term("focus_easy", t.alpha, ("easy",), focus_c=t.c, focus_gamma=t.gamma),
+            Term("focus_hard", 1.0 - t.alpha, ("hard",), focus_c=t.c, focus_gamma=t.gamma))
+
+
 def objective(model_cfg) -> tuple[Term, ...]:
-    """SPEC §2's FSD loss and its ablations for per-layer heads; BCE on the final logit otherwise."""
-    heads = head_names(model_cfg)
+    """SPEC §2's FSD loss and its ablations for per-layer heads; BCE on the final logit otherwise;
+    the twin-focus terms added for TF4CTR models (SPEC_WAVE2 §1.3)."""
+    focus = twin_focus_terms(model_cfg) if model_cfg.twin_focus else ()
     if model_cfg.readout_kind != "per_layer_heads":
-        return (Term("bce", 1.0, heads),)
+        return (Term("bce", 1.0, ("final",)),) + focus
+    return fsd_terms(model_cfg) + focus
+
+
+def fsd_terms(model_cfg) -> tuple[Term, ...]:
+    heads = prediction_heads(model_cfg)
     alpha, beta = model_cfg.alpha, model_cfg.beta
     if len(heads) == 1:
         return (Term("bce", alpha, heads),)

@@ -159,7 +159,7 @@ def export_run(run_dir: str, model_base_path: str, model_name: str = "fsdnet", o
     import tensorflow_transform as tft
 
     from fsdnet_tf.training import restore_model
-    model, config, transform = restore_model(run_dir)
+    model, config, transform = restore_model(run_dir, for_serving=True)
     module = ServingModule(model, tft.TFTransformOutput(str(transform.path)).transform_features_layer(),
                            transform.contract, output)
     rows = load_raw_sample(transform)
@@ -172,7 +172,8 @@ def export_run(run_dir: str, model_base_path: str, model_name: str = "fsdnet", o
         _write_warmup(staging, serialize_examples(rows, transform.contract.fields), model_name)
         check = verify(staging, module, rows)
         metrics = json.loads((pathlib.Path(run_dir) / "metrics.json").read_text())
-        test = metrics["test"] if output == "prediction" else metrics["test"]["heads"][-1]
+        teacher = model.head_names.index(model.prediction_heads[-1])
+        test = metrics["test"] if output == "prediction" else metrics["test"]["heads"][teacher]
         description = {"model": config.model.type, "output": output, "dataset": config.dataset.name,
                        "run_dir": str(pathlib.Path(run_dir).resolve()), "fields": list(transform.contract.fields),
                        "parameters": count_parameters(model),

@@ -76,6 +76,8 @@ class CountedDropout(tf_keras.layers.Layer):
 class DeepTower(tf_keras.layers.Layer):
     """Blocks Dense(H) → BatchNorm(momentum 0.9, eps 1e-5) → ReLU → Dropout(p); returns [h_1, …, h_L]."""
 
+    input_view = "flat"
+
     def __init__(self, units: tuple[int, ...], dropout: float, batch_norm: bool = True, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.units, self.dropout, self.batch_norm, self.seed = tuple(units), dropout, batch_norm, seed

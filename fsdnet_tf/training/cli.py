@@ -22,9 +22,12 @@ def summary(metrics: dict, run_dir: str) -> str:
              f"  epochs {len(metrics['epochs'])}, best {metrics['best_epoch']}, {metrics['seconds']:.1f} s, "
              f"{metrics['train_examples_per_second']:,.0f} train examples/s",
              f"  {'':14s} {'test AUC':>9s} {'logloss':>8s}   {'valid AUC':>9s}",
-             f"  {'ŷ (mean)':14s} {test['auc']:9.5f} {test['logloss']:8.5f}   {valid['auc']:9.5f}"]
+             f"  {'ŷ (served)':14s} {test['auc']:9.5f} {test['logloss']:8.5f}   {valid['auc']:9.5f}"]
+    names = metrics.get("head_names") or [f"head_{i}" for i in range(heads)]
+    layer_heads = [n for n in names if n.startswith("head_")]
+    teacher = layer_heads[-1] if len(layer_heads) > 1 else None
     for i, (t, v) in enumerate(zip(test["heads"], valid["heads"])):
-        name = f"head {i + 1}" + (" teacher" if i == heads - 1 and heads > 1 else "")
+        name = names[i] + (" (teacher)" if names[i] == teacher else "")
         lines.append(f"  {name:14s} {t['auc']:9.5f} {t['logloss']:8.5f}   {v['auc']:9.5f}")
     return "\n".join(lines)
 

@@ -63,8 +63,10 @@ def prune_checkpoints(run_dir: pathlib.Path, keep: set) -> None:
 
 
 def restore_model(run_dir: str | pathlib.Path, config: Optional[Config] = None,
-                  transform: Optional[TransformDir] = None) -> tuple[ParallelCTRModel, Config, TransformDir]:
-    """Rebuild a finished run's model with its best weights (for export and evaluation)."""
+                  transform: Optional[TransformDir] = None,
+                  for_serving: bool = False) -> tuple[ParallelCTRModel, Config, TransformDir]:
+    """Rebuild a finished run's model with its best weights (for export and evaluation);
+    ``for_serving`` leaves out the auxiliary heads the served prediction does not read."""
     run_dir = pathlib.Path(run_dir)
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.is_file():
@@ -73,7 +75,8 @@ def restore_model(run_dir: str | pathlib.Path, config: Optional[Config] = None,
     run_info = json.loads((run_dir / "run.json").read_text())
     transform = transform or TransformDir(run_info["transform_dir"])
     devices.set_precision(False)
-    model = build_model(config.model, transform.contract.fields, transform.vocab_sizes(), seed=config.seed)
+    model = build_model(config.model, transform.contract.fields, transform.vocab_sizes(), seed=config.seed,
+                        for_serving=for_serving)
     best = json.loads(metrics_path.read_text())["best_checkpoint"]
     tf.train.Checkpoint(model=model).read(str(run_dir / best)).expect_partial().assert_existing_objects_matched()
     return model, config, transform
@@ -82,7 +85,7 @@ def restore_model(run_dir: str | pathlib.Path, config: Optional[Config] = None,
 def predictions(model: ParallelCTRModel, features: dict) -> tuple[tf.Tensor, tf.Tensor]:
     """The served ŷ and the (B, heads) head probabilities, in inference mode."""
     out = model.named_outputs(features, training=False)
-    return out.prediction, tf.sigmoid(tf.stack(list(out.logits.values()), axis=-1))
+    return out.prediction, tf.sigmoid(tf.stack([out.logits[name] for name in model.head_names], axis=-1))
 
 
 def make_train_step(model: ParallelCTRModel, objective: Objective, optimizer, strategy: tf.distribute.Strategy,
@@ -285,7 +288,7 @@ class Trainer:
             "best_epoch": state["best_epoch"], "best_checkpoint": state["best_checkpoint"],
             "epochs": state["epochs"], "train_examples_per_second": round(examples / train_seconds, 1),
             "seconds": round(seconds, 2), "replicas": self.strategy.num_replicas_in_sync,
-            "parameters": count_parameters(self.model),
+            "parameters": count_parameters(self.model), "head_names": list(self.model.head_names),
             "config": to_dict(self.config)}
         write_json_atomic(self.write_dir / "metrics.json", metrics)
         if self.chief:
