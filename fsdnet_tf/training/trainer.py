@@ -137,7 +137,12 @@ class Trainer:
         saved = self.write_dir / "config.yaml"
         progress = self.write_dir / "progress.json"
         if saved.exists():
-            if saved.read_text() != config_text:
+            # Compared resolved, so a run saved before a new (defaulted) key existed still resumes.
+            try:
+                same = load_config(str(saved)) == self.config
+            except ConfigError:
+                same = False
+            if not same:
                 raise ConfigError(f"{self.write_dir} holds a run with a different config; "
                                   "use a new --run-dir (or the same config to resume)")
             if progress.exists():

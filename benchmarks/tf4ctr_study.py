@@ -1,0 +1,188 @@
+"""TF4CTR on Frappe: the authors' model, TF4CTR on our DCNv2 backbone and TF4CTR + FSD.
+
+    .venv/bin/python benchmarks/tf4ctr_study.py --work-dir /work/study [--jobs 2]
+    .venv/bin/python benchmarks/tf4ctr_study.py --report-only
+
+Three seeds (2023–2025) each, SPEC_WAVE2 §1.5's Frappe settings for ``tf4ctr`` and
+``tf4ctr_dcnv2`` (the shipped ``frappe`` config with dropout 0.2: batch 10,000, λ 0.1,
+γ 1, c 0.7, α 0.25, SER, WSF) and FSDNet's shipped settings plus the twin-focus terms for
+``tf4ctr_fsd``; beside FSDNet and DCNv2 from the main study (same files and protocol) and
+the official TF4CTR code's per-seed figures on these files (``../shared/data/README.md``).
+Resumable like ``zoo.py``; runs are stored in ``benchmarks/results/frappe_tf4ctr_runs/``
+and the report in ``frappe_tf4ctr.md`` / ``.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import pathlib
+import sys
+
+import zoo
+from study_report import _pm, _write_atomic, mean_std, welch_p_value
+
+import reproduce
+
+log = logging.getLogger("tf4ctr_study")
+
+AUTHORS_SETTINGS = (("model.dropout", 0.2),)
+MODELS = {"tf4ctr": AUTHORS_SETTINGS, "tf4ctr_dcnv2": AUTHORS_SETTINGS, "tf4ctr_fsd": ()}
+LABELS = {"tf4ctr": "TF4CTR (authors' model and Frappe settings)", "tf4ctr_dcnv2": "TF4CTR on the DCNv2 backbone",
+          "tf4ctr_fsd": "TF4CTR + FSD (ours)", "fsdnet": "FSDNet (main study)", "dcnv2": "DCNv2 (main study)"}
+# The official TF4CTR code on these files, seeds 2023–2025 (../shared/data/README.md).
+OFFICIAL = {"auc": [0.98698, 0.98680, 0.98651], "logloss": [0.1345, 0.1399, 0.1294]}
+PARENTS = {"tf4ctr_fsd": ("fsdnet", "tf4ctr_dcnv2")}
+COMMAND = ".venv/bin/python benchmarks/tf4ctr_study.py --work-dir /work/study --jobs 2"
+
+
+def plan() -> list[zoo.ZooRun]:
+    return [zoo.ZooRun(m, s, group="tf4ctr", settings=settings) for s in zoo.SEEDS for m, settings in MODELS.items()]
+
+
+def collect(results_dir: pathlib.Path) -> tuple[dict, list[str]]:
+    runs, missing = {}, []
+    for run in plan():
+        stored = reproduce.stored_result(run, results_dir / "frappe_tf4ctr_runs")
+        if stored is None:
+            missing.append(run.name)
+        else:
+            runs.setdefault(run.model, []).append(stored)
+    for model in ("fsdnet", "dcnv2"):
+        for seed in zoo.SEEDS:
+            stored = reproduce.stored_result(reproduce.Run("main", model, seed), results_dir / "frappe_runs")
+            if stored is None:
+                missing.append(f"{model}_s{seed} (main study)")
+            else:
+                runs.setdefault(model, []).append(stored)
+    return runs, missing
+
+
+def values(runs: list[dict], metric: str) -> list[float]:
+    return [r["test"][metric] for r in runs]
+
+
+def compute(runs: dict) -> dict:
+    models = {}
+    for model, chosen in runs.items():
+        auc, ll = mean_std(values(chosen, "auc")), mean_std(values(chosen, "logloss"))
+        models[model] = {"seeds": [r["seed"] for r in chosen], "auc_mean": auc[0], "auc_std": auc[1],
+                         "logloss_mean": ll[0], "logloss_std": ll[1], "parameters": chosen[0].get("parameters"),
+                         "epochs_mean": sum(len(r["epochs"]) for r in chosen) / len(chosen),
+                         "p_auc_vs_official": welch_p_value(values(chosen, "auc"), OFFICIAL["auc"]),
+                         "p_logloss_vs_official": welch_p_value(values(chosen, "logloss"), OFFICIAL["logloss"])}
+    parents = {}
+    for child, pair in PARENTS.items():
+        for parent in pair:
+            if child in runs and parent in runs:
+                parents[f"{child} vs {parent}"] = {
+                    "auc_difference": models[child]["auc_mean"] - models[parent]["auc_mean"],
+                    "logloss_difference": models[child]["logloss_mean"] - models[parent]["logloss_mean"],
+                    "p_value_auc": welch_p_value(values(runs[child], "auc"), values(runs[parent], "auc")),
+                    "p_value_logloss": welch_p_value(values(runs[child], "logloss"), values(runs[parent], "logloss"))}
+    auc, ll = mean_std(OFFICIAL["auc"]), mean_std(OFFICIAL["logloss"])
+    return {"models": models, "parents": parents,
+            "official": {"auc_mean": auc[0], "auc_std": auc[1], "logloss_mean": ll[0], "logloss_std": ll[1]}}
+
+
+def targets(result: dict, complete: bool) -> list[tuple[str, bool | None, str]]:
+    models, official = result["models"], result["official"]
+    ours = models.get("tf4ctr")
+    best = max(models, key=lambda m: models[m]["auc_mean"]) if models else None
+    out = []
+    if ours:
+        matched = ours["auc_mean"] >= official["auc_mean"] and ours["logloss_mean"] <= official["logloss_mean"]
+        out.append(("our TF4CTR at least matches the official code (mean test AUC and logloss)",
+                    matched if complete else None,
+                    f"AUC {ours['auc_mean']:.5f} vs {official['auc_mean']:.5f}, "
+                    f"logloss {ours['logloss_mean']:.4f} vs {official['logloss_mean']:.4f}"))
+    if best:
+        b = models[best]
+        beats = b["auc_mean"] > official["auc_mean"] and (b["p_auc_vs_official"] or 1) < zoo.TARGET_P
+        out.append(("the best of our models beats the official TF4CTR AUC with Welch p < 0.05",
+                    beats if complete else None,
+                    f"best {best}: {b['auc_mean']:.5f} vs {official['auc_mean']:.5f}, p {zoo._p(b['p_auc_vs_official'])}"))
+    return out
+
+
+def render(result: dict, missing: list[str]) -> str:
+    lines = ["# Frappe: TF4CTR, TF4CTR on DCNv2, TF4CTR + FSD", "",
+             f"Generated {datetime.date.today().isoformat()} by `{COMMAND}` from the stored runs; FSDNet and DCNv2 "
+             "are the main study's runs of the same seeds; the official TF4CTR code's figures are its three seeds "
+             "on these files (`../shared/data/README.md`). Test figures of the served ŷ; Welch two-tailed p.", ""]
+    if missing:
+        lines += [f"**Partial**: not stored yet: {', '.join(missing)}.", ""]
+    lines += ["| model | seeds | test AUC | test logloss | p vs official (AUC / logloss) | parameters | epochs |",
+              "|---|---|---|---|---|---|---|"]
+    o = result["official"]
+    lines.append(f"| official TF4CTR code | 3 | {_pm(o['auc_mean'], o['auc_std'])} | "
+                 f"{_pm(o['logloss_mean'], o['logloss_std'], 4)} | — | — | — |")
+    for model, label in LABELS.items():
+        m = result["models"].get(model)
+        if m:
+            params = f"{m['parameters']:,}" if m["parameters"] else "—"
+            lines.append(f"| {label} | {len(m['seeds'])} | {_pm(m['auc_mean'], m['auc_std'])} | "
+                         f"{_pm(m['logloss_mean'], m['logloss_std'], 4)} | {zoo._p(m['p_auc_vs_official'])} / "
+                         f"{zoo._p(m['p_logloss_vs_official'])} | {params} | {m['epochs_mean']:.1f} |")
+    lines += ["", "## TF4CTR + FSD against its parents", "", "| comparison | AUC difference | p | logloss difference | p |",
+              "|---|---|---|---|---|"]
+    for name, c in result["parents"].items():
+        lines.append(f"| {name} | {c['auc_difference']:+.5f} | {zoo._p(c['p_value_auc'])} | "
+                     f"{c['logloss_difference']:+.4f} | {zoo._p(c['p_value_logloss'])} |")
+    lines += ["", "## Targets", ""]
+    for text, met, detail in result["targets"]:
+        verdict = "not yet measured" if met is None else ("**met**" if met else "**not met**")
+        lines.append(f"- {text}: {verdict} — {detail}.")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(results_dir: pathlib.Path) -> dict:
+    runs, missing = collect(results_dir)
+    result = compute(runs)
+    result["targets"] = [{"target": t, "met": m, "detail": d} for t, m, d in targets(result, not missing)]
+    result["missing"] = missing
+    _write_atomic(results_dir / "frappe_tf4ctr.json", json.dumps(result, indent=1) + "\n")
+    rendered = {**result, "targets": [(t["target"], t["met"], t["detail"]) for t in result["targets"]]}
+    _write_atomic(results_dir / "frappe_tf4ctr.md", render(rendered, missing))
+    return result
+
+
+class TF4CTRStudy(reproduce.Study):
+    def __init__(self, work_dir, data_dir, results_dir, jobs):
+        super().__init__(work_dir, data_dir, results_dir, jobs)
+        self.runs_dir = results_dir / "frappe_tf4ctr_runs"
+
+    def write_report(self) -> None:
+        with self._report_lock:
+            write_report(self.results_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=pathlib.Path, default=zoo.REPO.parent / "shared" / "data" / "frappe")
+    parser.add_argument("--work-dir", type=pathlib.Path, default=zoo.REPO / "work" / "reproduce")
+    parser.add_argument("--results-dir", type=pathlib.Path, default=zoo.REPO / "benchmarks" / "results")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--plan", action="store_true", help="print the runs and their overrides, then exit")
+    parser.add_argument("--report-only", action="store_true", help="rebuild the report from stored runs")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.jobs < 1:
+        parser.error("--jobs must be >= 1")
+    if args.plan:
+        for r in plan():
+            print(f"{r.name:24s} {' '.join('--set ' + o for o in r.overrides)}")
+        return 0
+    study = TF4CTRStudy(args.work_dir.resolve(), args.data_dir.resolve(), args.results_dir.resolve(), args.jobs)
+    if args.report_only:
+        study.write_report()
+        return 0
+    if not (args.data_dir / "train.csv").is_file():
+        print(f"tf4ctr_study: Frappe not found at {args.data_dir}; give --data-dir", file=sys.stderr)
+        return 2
+    return study.run(plan())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
