@@ -123,6 +123,7 @@ class TrainConfig:
     mixed_precision: bool = False
     jit_compile: bool = False
     max_steps_per_epoch: Optional[int] = None
+    steps_per_execution: int = 10
 
 
 @dataclass(frozen=True)
@@ -316,7 +317,7 @@ def validate_dataset(ds: DatasetConfig) -> DatasetConfig:
 
 
 def validate_train(t: TrainConfig) -> TrainConfig:
-    for key in ("batch_size", "eval_batch_size", "max_epochs", "patience", "shuffle_buffer"):
+    for key in ("batch_size", "eval_batch_size", "max_epochs", "patience", "shuffle_buffer", "steps_per_execution"):
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key}: must be >= 1")
     if t.learning_rate <= 0 or t.min_lr <= 0 or t.min_lr > t.learning_rate:

@@ -112,6 +112,15 @@ class Objective:
     def from_config(cls, model_cfg) -> "Objective":
         return cls(objective(model_cfg))
 
+    def logged_keys(self) -> tuple[str, ...]:
+        """The keys of a training step's values: the total, the regulariser, each term, BCE per head."""
+        keys = ["loss", "regulariser"]
+        for term in self.terms:
+            keys.append(LOGGED_AS.get(term.loss, term.loss))
+            if term.loss == "bce":
+                keys += [f"bce_head_{i}" for i in range(len(term.students))]
+        return tuple(keys)
+
     def __call__(self, labels: tf.Tensor, outputs, global_batch_size: Optional[int] = None) -> ObjectiveValues:
         def mean(per_example: tf.Tensor) -> tf.Tensor:
             if global_batch_size is None:

@@ -73,6 +73,14 @@ class TrainInput:
                 raise ValueError("train.label_noise needs train.in_memory: true")
             self.num_examples = transform.stats["splits"]["train"]["written"]
 
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """The epoch's permutation of the training rows (in memory), from (seed, epoch)."""
+        return np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
+
+    def gather(self, rows: tf.Tensor) -> dict:
+        """The batch of the given rows, gathered from the in-memory columns (inside a graph)."""
+        return {k: tf.gather(v, rows) for k, v in self.columns.items()}
+
     def dataset(self, epoch: int, input_context: Optional[tf.distribute.InputContext] = None,
                 max_steps: Optional[int] = None) -> tf.data.Dataset:
         shards = input_context.num_input_pipelines if input_context else 1
@@ -80,14 +88,11 @@ class TrainInput:
         batch = (input_context.get_per_replica_batch_size(self.batch_size)
                  if input_context else self.batch_size)
         if self.in_memory:
-            order = np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
-            ds = tf.data.Dataset.from_tensor_slices(order).batch(self.batch_size)
+            ds = tf.data.Dataset.from_tensor_slices(self.epoch_order(epoch)).batch(self.batch_size)
             if shards > 1:
                 # Worker k takes every k-th example of each global batch so that shards stay aligned.
                 ds = ds.map(lambda rows: rows[index::shards])
-            columns = self.columns
-            ds = ds.map(lambda rows: {k: tf.gather(v, rows) for k, v in columns.items()},
-                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            ds = ds.map(self.gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         else:
             ds = (tf.data.TFRecordDataset(self.transform.files("train"), compression_type="GZIP")
                   .shard(shards, index)

@@ -41,6 +41,7 @@ from fsdnet_tf.losses import Objective
 from fsdnet_tf.metrics import evaluate
 from fsdnet_tf.models import ParallelCTRModel, build_model, count_parameters
 from fsdnet_tf.training import devices
+from fsdnet_tf.training.epoch_loop import EpochRunner, make_train_step
 
 log = logging.getLogger(__name__)
 
@@ -86,36 +87,6 @@ def predictions(model: ParallelCTRModel, features: dict) -> tuple[tf.Tensor, tf.
     """The served ŷ and the (B, heads) head probabilities, in inference mode."""
     out = model.named_outputs(features, training=False)
     return out.prediction, tf.sigmoid(tf.stack([out.logits[name] for name in model.head_names], axis=-1))
-
-
-def make_train_step(model: ParallelCTRModel, objective: Objective, optimizer, strategy: tf.distribute.Strategy,
-                    mixed_precision: bool = False, jit_compile: bool = False):
-    """One optimiser step on a global batch: objective + the model's regularisers, clipped Adam."""
-    replicas = strategy.num_replicas_in_sync
-
-    def replica_step(batch):
-        labels = batch[LABEL_KEY]
-        features = {f: batch[f] for f in model.fields}
-        global_batch = tf.shape(labels)[0] * replicas
-        with tf.GradientTape() as tape:
-            values = objective(labels, model.named_outputs(features, training=True), global_batch_size=global_batch)
-            regulariser = tf.add_n(model.losses) / replicas if model.losses else 0.0
-            total = values.total + regulariser
-            scaled = optimizer.get_scaled_loss(total) if mixed_precision else total
-        grads = tape.gradient(scaled, model.trainable_variables)
-        if mixed_precision:
-            grads = optimizer.get_unscaled_gradients(grads)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return {**values.as_dict(), "regulariser": regulariser, "loss": total}
-
-    if jit_compile:
-        replica_step = tf.function(replica_step, jit_compile=True)
-
-    @tf.function
-    def train_step(batch):
-        per_replica = strategy.run(replica_step, args=(batch,))
-        return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
-    return train_step
 
 
 class Trainer:
@@ -175,6 +146,8 @@ class Trainer:
                                       cfg.train.shuffle_buffer, cfg.train.label_noise)
         self._train_step = make_train_step(self.model, self.objective, self.optimizer, self.strategy,
                                            cfg.train.mixed_precision, cfg.train.jit_compile)
+        self.epoch_runner = EpochRunner(self._train_step, self.train_input, self.strategy,
+                                        cfg.train.steps_per_execution, self.objective.logged_keys())
         self._predict = tf.function(lambda features: predictions(self.model, features))
         self._eval_cache: dict = {}
 
@@ -239,24 +212,19 @@ class Trainer:
     def _train_epoch(self, epoch: int, learning_rate: float) -> dict:
         tcfg = self.config.train
         self.optimizer.learning_rate.assign(learning_rate)
-        dataset = self.strategy.distribute_datasets_from_function(
-            lambda ctx: self.train_input.dataset(epoch, ctx, tcfg.max_steps_per_epoch))
         steps = -(-self.train_input.num_examples // tcfg.batch_size)
         if tcfg.max_steps_per_epoch:
             steps = min(steps, tcfg.max_steps_per_epoch)
         bar = tf_keras.utils.Progbar(steps, unit_name="step") if self.progress_bar and self.chief else None
         if bar:
             print(f"epoch {epoch} (lr {learning_rate:.0e})")
-        sums: dict = {}
-        count = 0
+
+        def progress(done: int, last: dict) -> None:
+            if bar:
+                bar.update(done, [("loss", float(last["loss"])), ("bce", float(last["bce"]))])
+
         start = time.perf_counter()
-        for batch in dataset:
-            values = self._train_step(batch)
-            count += 1
-            if bar and (count % 5 == 0 or count == steps):
-                bar.update(count, [("loss", float(values["loss"])), ("bce", float(values["bce"]))])
-            for key, value in values.items():
-                sums[key] = sums.get(key, 0.0) + value
+        sums, count = self.epoch_runner.run(epoch, tcfg.max_steps_per_epoch, progress if bar else None)
         train_seconds = time.perf_counter() - start
         examples = min(count * tcfg.batch_size, self.train_input.num_examples)
         return {"epoch": epoch, "train_seconds": round(train_seconds, 3),

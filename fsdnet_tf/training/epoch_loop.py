@@ -1,0 +1,121 @@
+"""The training step and the epoch loop around it, with no Python work per step.
+
+An epoch runs as a few calls of one ``tf.function``, each looping over
+``train.steps_per_execution`` steps in-graph and accumulating the logged loss terms
+there; the host syncs once per call (for the progress bar), not once per step. In memory
+on one replica (a CPU, one GPU) batches do not pass through tf.data at all: the step
+gathers its rows from the training columns by the epoch's permutation, so nothing on the
+host has to keep up with the device. Otherwise (streaming, several replicas or workers)
+the loop pulls from the distributed tf.data iterator. Either way the batches, their
+order and the running sums are those of a plain step-by-step loop.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import tensorflow as tf
+
+from fsdnet_tf.data.input import TrainInput
+from fsdnet_tf.features import LABEL_KEY
+from fsdnet_tf.losses import Objective
+
+
+def make_train_step(model, objective: Objective, optimizer, strategy: tf.distribute.Strategy,
+                    mixed_precision: bool = False, jit_compile: bool = False):
+    """One optimiser step on a global batch: objective + the model's regularisers, clipped Adam."""
+    replicas = strategy.num_replicas_in_sync
+
+    def replica_step(batch):
+        labels = batch[LABEL_KEY]
+        features = {f: batch[f] for f in model.fields}
+        global_batch = tf.shape(labels)[0] * replicas
+        with tf.GradientTape() as tape:
+            values = objective(labels, model.named_outputs(features, training=True), global_batch_size=global_batch)
+            regulariser = tf.add_n(model.losses) / replicas if model.losses else tf.zeros([])
+            total = values.total + regulariser
+            scaled = optimizer.get_scaled_loss(total) if mixed_precision else total
+        grads = tape.gradient(scaled, model.trainable_variables)
+        if mixed_precision:
+            grads = optimizer.get_unscaled_gradients(grads)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return {**values.as_dict(), "regulariser": regulariser, "loss": total}
+
+    if jit_compile:
+        replica_step = tf.function(replica_step, jit_compile=True)
+
+    @tf.function
+    def train_step(batch):
+        per_replica = strategy.run(replica_step, args=(batch,))
+        return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+    return train_step
+
+
+class EpochRunner:
+    """Runs one epoch of ``train_step`` in chunks; returns the summed logged values and the step count."""
+
+    def __init__(self, train_step, train_input: TrainInput, strategy: tf.distribute.Strategy,
+                 steps_per_execution: int, logged_keys: tuple[str, ...]):
+        self.train_step, self.train_input, self.strategy = train_step, train_input, strategy
+        self.steps_per_execution, self.keys = steps_per_execution, tuple(logged_keys)
+        self.in_graph_rows = train_input.in_memory and strategy.num_replicas_in_sync == 1
+        sums_spec = {k: tf.TensorSpec([], tf.float32) for k in self.keys}
+        self._run_rows = tf.function(self._rows_chunk, input_signature=[tf.TensorSpec([None, None], tf.int64),
+                                                                        sums_spec])
+        self._run_iterator = tf.function(self._iterator_chunk)
+
+    def _accumulate(self, sums: dict, values: dict) -> dict:
+        return {k: sums[k] + tf.cast(values[k], tf.float32) for k in self.keys}
+
+    def _rows_chunk(self, rows: tf.Tensor, sums: dict):
+        last = sums
+        for i in tf.range(tf.shape(rows)[0]):
+            last = self.train_step(self.train_input.gather(rows[i]))
+            last = {k: tf.cast(last[k], tf.float32) for k in self.keys}
+            sums = self._accumulate(sums, last)
+        return sums, last
+
+    def _iterator_chunk(self, iterator, steps: tf.Tensor, sums: dict):
+        last = sums
+        for _ in tf.range(steps):
+            last = self.train_step(next(iterator))
+            last = {k: tf.cast(last[k], tf.float32) for k in self.keys}
+            sums = self._accumulate(sums, last)
+        return sums, last
+
+    def run(self, epoch: int, max_steps: Optional[int],
+            progress: Optional[Callable[[int, dict], None]] = None) -> tuple[dict, int]:
+        sums = {k: tf.zeros([], tf.float32) for k in self.keys}
+        done = 0
+        for chunk in self._chunks(epoch, max_steps):
+            if self.in_graph_rows:
+                sums, last = self._run_rows(tf.constant(chunk), sums)
+                done += chunk.shape[0]
+            else:
+                iterator, steps = chunk
+                sums, last = self._run_iterator(iterator, tf.constant(steps, tf.int64), sums)
+                done += steps
+            if progress:
+                progress(done, last)
+        return sums, done
+
+    def _chunks(self, epoch: int, max_steps: Optional[int]):
+        batch, k = self.train_input.batch_size, self.steps_per_execution
+        if self.in_graph_rows:
+            order = self.train_input.epoch_order(epoch)
+            steps = -(-len(order) // batch) if max_steps is None else min(max_steps, -(-len(order) // batch))
+            order = order[:steps * batch]
+            full = len(order) // batch
+            rows = order[:full * batch].reshape(full, batch)
+            for start in range(0, full, k):
+                yield rows[start:start + k]
+            if len(order) > full * batch:       # the last, smaller batch as a chunk of its own
+                yield order[full * batch:][None, :]
+            return
+        dataset = self.strategy.distribute_datasets_from_function(
+            lambda ctx: self.train_input.dataset(epoch, ctx, max_steps))
+        steps = -(-self.train_input.num_examples // batch)
+        if max_steps is not None:
+            steps = min(steps, max_steps)
+        iterator = iter(dataset)
+        for start in range(0, steps, k):
+            yield iterator, min(k, steps - start)
