@@ -1,11 +1,12 @@
-"""Training throughput (examples/s, training steps only) of the models on Frappe.
+"""Training throughput (examples/s) of the models on Frappe: steps only, and real epochs.
 
     .venv/bin/python benchmarks/train_speed.py --transform-dir DIR [--steps 30] [--models all]
                                                [--output FILE.json]
 
 The models (default FSDNet and DCNv2; ``all``: every preset) are timed in one run,
 alternating, with the shipped frappe settings (batch 10000), and their trainable
-parameters counted. It also measures this machine's fp32 matmul rate and FSDNet's and
+parameters counted; for --real-epochs models (default FSDNet and DCNv2) epochs 2–4 also run
+through fsdnet-train's own epoch loop. It also measures this machine's fp32 matmul rate and FSDNet's and
 DCNv2's multiply-add count, which bound the throughput any implementation can reach here.
 """
 from fsdnet_tf import _env  # noqa: F401
@@ -44,14 +45,33 @@ def model_flops_per_example(cfg, fields: int) -> float:
     return 2 * 3 * (cross + deep + heads)
 
 
-def trainer_for(model_type: str, transform_dir: str):
+XLA_SUFFIX = "+xla"
+
+
+def trainer_for(name: str, transform_dir: str):
+    """A built trainer for ``name``: a model type, or a model type + XLA (``fsdnet+xla``)."""
     from fsdnet_tf.config import load_config
     from fsdnet_tf.training.trainer import Trainer
-    trainer = Trainer(load_config("frappe", [f"model.type={model_type}"]), transform_dir,
+    model_type = name.removesuffix(XLA_SUFFIX)
+    overrides = [f"model.type={model_type}"] + (["train.jit_compile=true"] if name.endswith(XLA_SUFFIX) else [])
+    trainer = Trainer(load_config("frappe", overrides), transform_dir,
                       tempfile.mkdtemp(prefix=f"speed-{model_type}-"), progress_bar=False)
     trainer._prepare_run_dir()
     trainer._build()
     return trainer
+
+
+def real_epoch_rate(trainer) -> float:
+    """Examples/s of epochs 2–4 through the trainer's own epoch loop (epoch 1 traces and warms up)."""
+    seconds, examples = 0.0, 0
+    for epoch in range(1, 5):
+        started = time.perf_counter()
+        sums, steps = trainer.epoch_runner.run(epoch, None)
+        float(sums["loss"])
+        if epoch > 1:
+            seconds += time.perf_counter() - started
+            examples += min(steps * trainer.config.train.batch_size, trainer.train_input.num_examples)
+    return examples / seconds
 
 
 def main() -> int:
@@ -59,13 +79,17 @@ def main() -> int:
     parser.add_argument("--transform-dir", required=True)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--models", default="fsdnet,dcnv2", help="comma-separated model types, or all")
+    parser.add_argument("--models", default="fsdnet,dcnv2",
+                        help="comma-separated model types (TYPE+xla: with train.jit_compile), or all")
     parser.add_argument("--output", help="also write the figures to this JSON file")
+    parser.add_argument("--real-epochs", default="fsdnet,dcnv2",
+                        help="models whose real epochs 2–4 (fsdnet-train's own loop) are timed too; '' for none")
     args = parser.parse_args()
     from fsdnet_tf.config import MODEL_TYPES
     from fsdnet_tf.models import count_parameters
     models = list(MODEL_TYPES) if args.models == "all" else [m.strip() for m in args.models.split(",")]
-    unknown = sorted(set(models) - set(MODEL_TYPES) | ({"fsdnet", "dcnv2"} - set(models)))
+    unknown = sorted({m.removesuffix(XLA_SUFFIX) for m in models} - set(MODEL_TYPES)
+                     | ({"fsdnet", "dcnv2"} - set(models)))
     if unknown:
         parser.error(f"--models: {unknown[0]!r} is not a model type or is missing (fsdnet and dcnv2 are required)")
     trainers = {t: trainer_for(t, args.transform_dir) for t in models}
@@ -82,14 +106,19 @@ def main() -> int:
             seconds[t].append(time.perf_counter() - started)
     batch_size = trainers["fsdnet"].config.train.batch_size
     rates = {t: batch_size * args.steps / float(np.median(s)) for t, s in seconds.items()}
+    epochs = {t: real_epoch_rate(trainers[t]) for t in filter(None, args.real_epochs.split(","))}
     gflops = matmul_gflops()
     fields = len(trainers["fsdnet"].transform.contract.fields)
     flops = {t: model_flops_per_example(trainers[t].config.model, fields) for t in ("fsdnet", "dcnv2")}
     result = {
         "measured": f"{datetime.date.today().isoformat()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}",
         "examples_per_second": {t: round(r) for t, r in rates.items()},
-        "parameters": {t: count_parameters(tr.model) for t, tr in trainers.items()},
+        "real_epoch_examples_per_second": {t: round(r) for t, r in epochs.items()},
+        "real_epoch_over_steps_only": {t: round(r / rates[t], 3) for t, r in epochs.items()},
+        "parameters": {t: count_parameters(tr.model) for t, tr in trainers.items() if not t.endswith(XLA_SUFFIX)},
         "fsdnet_overhead_over_dcnv2": round(rates["dcnv2"] / rates["fsdnet"] - 1, 4),
+        **({"fsdnet_overhead_over_dcnv2_with_xla": round(rates["dcnv2+xla"] / rates["fsdnet+xla"] - 1, 4)}
+           if {"fsdnet+xla", "dcnv2+xla"} <= set(rates) else {}),
         "matmul_gflops": round(gflops, 1),
         "mflop_per_example": {t: round(f / 1e6, 3) for t, f in flops.items()},
         "matmul_ceiling_examples_per_second": {t: round(gflops * 1e9 / f) for t, f in flops.items()},
