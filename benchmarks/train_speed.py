@@ -93,7 +93,15 @@ def main() -> int:
     if unknown:
         parser.error(f"--models: {unknown[0]!r} is not a model type or is missing (fsdnet and dcnv2 are required)")
     trainers = {t: trainer_for(t, args.transform_dir) for t in models}
-    batches = {t: list(tr.train_input.dataset(1).take(args.steps)) for t, tr in trainers.items()}
+    # Full batches only, cycling over epochs: one Frappe epoch has 20 full batches and a short one, so
+    # "steps × batch size" over an epoch's batches overstated the rate 1.48× (fixed 2026-12-01).
+    def full_batches(trainer) -> list:
+        per_epoch = trainer.train_input.num_examples // trainer.config.train.batch_size
+        return [b for epoch in range(1, 1 + -(-args.steps // per_epoch)) for b in trainer.train_input.dataset(epoch)
+                if int(b["label"].shape[0]) == trainer.config.train.batch_size][:args.steps]
+    batches = {t: full_batches(tr) for t, tr in trainers.items()}
+    if any(len(b) < args.steps for b in batches.values()):
+        parser.error(f"--steps {args.steps}: not enough full batches")
     for t, tr in trainers.items():          # trace and warm up
         tr._train_step(batches[t][0])
     seconds = {t: [] for t in trainers}
@@ -105,7 +113,7 @@ def main() -> int:
             float(values["loss"])
             seconds[t].append(time.perf_counter() - started)
     batch_size = trainers["fsdnet"].config.train.batch_size
-    rates = {t: batch_size * args.steps / float(np.median(s)) for t, s in seconds.items()}
+    rates = {t: batch_size * len(batches[t]) / float(np.median(s)) for t, s in seconds.items()}
     epochs = {t: real_epoch_rate(trainers[t]) for t in filter(None, args.real_epochs.split(","))}
     gflops = matmul_gflops()
     fields = len(trainers["fsdnet"].transform.contract.fields)
