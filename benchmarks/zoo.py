@@ -56,14 +56,15 @@ class ZooRun:
     group: str = "zoo"
     noise: float = 0.0
     settings: tuple[tuple[str, object], ...] = ()
+    label: str = ""            # the variant's name where one model is run with several settings
 
     @property
     def variant(self) -> str:
-        return self.model
+        return self.label or self.model
 
     @property
     def name(self) -> str:
-        return f"{self.model}_s{self.seed}"
+        return f"{self.variant}_s{self.seed}"
 
     @property
     def overrides(self) -> list[str]:
