@@ -13,10 +13,8 @@ and the report in ``frappe_tf4ctr.md`` / ``.json``.
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
-import logging
 import pathlib
 import sys
 
@@ -25,7 +23,6 @@ from study_report import _pm, _write_atomic, mean_std, welch_p_value
 
 import reproduce
 
-log = logging.getLogger("tf4ctr_study")
 
 AUTHORS_SETTINGS = (("model.dropout", 0.2),)
 # variant → (model type, settings changed from the shipped frappe config)
@@ -155,40 +152,8 @@ def write_report(results_dir: pathlib.Path) -> dict:
     return result
 
 
-class TF4CTRStudy(reproduce.Study):
-    def __init__(self, work_dir, data_dir, results_dir, jobs):
-        super().__init__(work_dir, data_dir, results_dir, jobs)
-        self.runs_dir = results_dir / "frappe_tf4ctr_runs"
-
-    def write_report(self) -> None:
-        with self._report_lock:
-            write_report(self.results_dir)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=pathlib.Path, default=zoo.REPO.parent / "shared" / "data" / "frappe")
-    parser.add_argument("--work-dir", type=pathlib.Path, default=zoo.REPO / "work" / "reproduce")
-    parser.add_argument("--results-dir", type=pathlib.Path, default=zoo.REPO / "benchmarks" / "results")
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--plan", action="store_true", help="print the runs and their overrides, then exit")
-    parser.add_argument("--report-only", action="store_true", help="rebuild the report from stored runs")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    if args.jobs < 1:
-        parser.error("--jobs must be >= 1")
-    if args.plan:
-        for r in plan():
-            print(f"{r.name:24s} {' '.join('--set ' + o for o in r.overrides)}")
-        return 0
-    study = TF4CTRStudy(args.work_dir.resolve(), args.data_dir.resolve(), args.results_dir.resolve(), args.jobs)
-    if args.report_only:
-        study.write_report()
-        return 0
-    if not (args.data_dir / "train.csv").is_file():
-        print(f"tf4ctr_study: Frappe not found at {args.data_dir}; give --data-dir", file=sys.stderr)
-        return 2
-    return study.run(plan())
+    return zoo.study_cli(argv, __doc__, "tf4ctr_study", plan(), "frappe_tf4ctr_runs", write_report)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from fsdnet_tf.config import load_config, to_dict  # noqa: E402  (no TensorFlow 
 import reproduce  # noqa: E402
 from study_report import _pm, _write_atomic, mean_std, welch_p_value  # noqa: E402
 
-log = logging.getLogger("zoo")
 
 SEEDS = (2023, 2024, 2025)
 FSD_OF = {"dcn": "dcn_fsd", "xdeepfm": "xdeepfm_fsd", "autoint": "autoint_fsd", "dcnv2": "fsdnet"}
@@ -187,18 +186,22 @@ def write_report(results_dir: pathlib.Path) -> dict:
     return result
 
 
-class ZooStudy(reproduce.Study):
-    def __init__(self, work_dir, data_dir, results_dir, jobs):
+class PresetStudy(reproduce.Study):
+    """A study of preset runs stored in ``results/<runs_dir_name>/``, reported by ``report(results_dir)``."""
+
+    def __init__(self, work_dir, data_dir, results_dir, jobs, runs_dir_name: str, report):
         super().__init__(work_dir, data_dir, results_dir, jobs)
-        self.runs_dir = results_dir / "frappe_zoo_runs"
+        self.runs_dir, self.report = results_dir / runs_dir_name, report
 
     def write_report(self) -> None:
         with self._report_lock:
-            write_report(self.results_dir)
+            self.report(self.results_dir)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def study_cli(argv, description: str, prog: str, runs: list, runs_dir_name: str, report) -> int:
+    """The command line shared by the preset studies: --plan, --report-only or train what is missing."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=pathlib.Path, default=REPO.parent / "shared" / "data" / "frappe")
     parser.add_argument("--work-dir", type=pathlib.Path, default=REPO / "work" / "reproduce")
     parser.add_argument("--results-dir", type=pathlib.Path, default=REPO / "benchmarks" / "results")
@@ -210,18 +213,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         parser.error("--jobs must be >= 1")
     if args.plan:
-        for r in plan():
-            print(f"{r.name:24s} {' '.join('--set ' + o for o in r.overrides)}")
+        for r in runs:
+            print(f"{r.name:28s} {' '.join('--set ' + o for o in r.overrides)}")
         return 0
-    study = ZooStudy(args.work_dir.resolve(), args.data_dir.resolve(), args.results_dir.resolve(), args.jobs)
+    study = PresetStudy(args.work_dir.resolve(), args.data_dir.resolve(), args.results_dir.resolve(), args.jobs,
+                        runs_dir_name, report)
     if args.report_only:
         study.write_report()
         return 0
     if not (args.data_dir / "train.csv").is_file():
-        print(f"zoo: Frappe not found at {args.data_dir} (see ../shared/data/README.md); give --data-dir",
+        print(f"{prog}: Frappe not found at {args.data_dir} (see ../shared/data/README.md); give --data-dir",
               file=sys.stderr)
         return 2
-    return study.run(plan())
+    return study.run(runs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return study_cli(argv, __doc__, "zoo", plan(), "frappe_zoo_runs", write_report)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,62 @@
+"""The zoo and TF4CTR study scripts: plans, reuse of the main study's runs, statistics, targets."""
+import json
+import pathlib
+import sys
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import reproduce  # noqa: E402
+import tf4ctr_study  # noqa: E402
+import zoo  # noqa: E402
+from test_study import fake_run  # noqa: E402
+
+
+def store(runs_dir: pathlib.Path, run, auc: float, logloss: float) -> None:
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    (runs_dir / f"{run.name}.json").write_text(json.dumps(fake_run(run, auc, logloss)))
+
+
+def test_plans_name_every_run_once_and_resolve_their_settings():
+    for runs in (zoo.plan(), tf4ctr_study.plan()):
+        names = [r.name for r in runs]
+        assert len(names) == len(set(names))
+    assert len(zoo.plan()) == 18 and not {r.model for r in zoo.plan()} & set(zoo.REUSED)
+    variant = next(r for r in tf4ctr_study.plan() if r.variant == "tf4ctr_fsd_dropout0.2")
+    config = variant.expected_config()
+    assert (config["model"]["type"], config["model"]["dropout"]) == ("tf4ctr_fsd", 0.2)
+    assert variant.name.startswith("tf4ctr_fsd_dropout0.2_s")
+    assert tf4ctr_study.plan()[0].expected_config()["model"]["tf4ctr"]["alpha"] == 0.25
+
+
+def test_zoo_reuses_main_runs_and_tests_the_fsd_gain(tmp_path):
+    results = tmp_path / "results"
+    for seed, (base, fsd) in zip(zoo.SEEDS, [(0.980, 0.982), (0.981, 0.983), (0.9805, 0.9825)]):
+        store(results / "frappe_runs", reproduce.Run("main", "dcnv2", seed), base, 0.15)
+        store(results / "frappe_runs", reproduce.Run("main", "fsdnet", seed), fsd, 0.14 - (seed - 2023) * 1e-3)
+        store(results / "frappe_zoo_runs", zoo.ZooRun("dcn", seed), base, 0.15 + (seed - 2023) * 1e-3)
+        store(results / "frappe_zoo_runs", zoo.ZooRun("dcn_fsd", seed), base - 0.001, 0.14)
+    result = zoo.write_report(results)
+    gains = result["fsd_gains"]
+    assert set(gains) == {"dcn", "dcnv2"}
+    assert gains["dcnv2"]["auc_gain"] == pytest.approx(0.002) and gains["dcnv2"]["p_value_auc"] < 0.01
+    assert gains["dcn"]["auc_gain"] == pytest.approx(-0.001)
+    assert len(result["missing"]) == 12 and result["targets"][0]["met"] is None     # partial: not decided
+    assert "**Partial**: 12 planned runs" in (results / "frappe_zoo.md").read_text()
+
+
+def test_tf4ctr_report_compares_with_the_official_seeds(tmp_path):
+    results = tmp_path / "results"
+    for run in tf4ctr_study.plan():
+        store(results / "frappe_tf4ctr_runs", run, 0.9868 + (run.seed - 2023) * 1e-5, 0.133)
+    for seed in zoo.SEEDS:
+        for model in ("fsdnet", "dcnv2"):
+            store(results / "frappe_runs", reproduce.Run("main", model, seed), 0.984, 0.14)
+    result = tf4ctr_study.write_report(results)
+    assert not result["missing"]
+    matched, beaten = (t["met"] for t in result["targets"])
+    assert matched is True and beaten is False            # equal to the official code is not beating it
+    assert result["official"]["auc_mean"] == pytest.approx(0.98676, abs=1e-5)
+    assert set(result["parents"]) == {"tf4ctr_fsd vs fsdnet", "tf4ctr_fsd vs tf4ctr_dcnv2",
+                                      "tf4ctr_fsd_dropout0.2 vs fsdnet", "tf4ctr_fsd_dropout0.2 vs tf4ctr_dcnv2"}
