@@ -91,6 +91,7 @@ def compute(runs: dict) -> dict:
 
 
 def targets(result: dict, complete: bool) -> list[tuple[str, bool | None, str]]:
+    """The first target is decided once TF4CTR has every seed, the second once the whole plan is stored."""
     models, official = result["models"], result["official"]
     ours = models.get("tf4ctr")
     best = max(models, key=lambda m: models[m]["auc_mean"]) if models else None
@@ -98,7 +99,7 @@ def targets(result: dict, complete: bool) -> list[tuple[str, bool | None, str]]:
     if ours:
         matched = ours["auc_mean"] >= official["auc_mean"] and ours["logloss_mean"] <= official["logloss_mean"]
         out.append(("our TF4CTR at least matches the official code (mean test AUC and logloss)",
-                    matched if complete else None,
+                    matched if len(ours["seeds"]) == len(zoo.SEEDS) else None,
                     f"AUC {ours['auc_mean']:.5f} vs {official['auc_mean']:.5f}, "
                     f"logloss {ours['logloss_mean']:.4f} vs {official['logloss_mean']:.4f}"))
     if best:
