@@ -6,7 +6,8 @@
 Three seeds (2023–2025) each, SPEC_WAVE2 §1.5's Frappe settings for ``tf4ctr`` and
 ``tf4ctr_dcnv2`` (the shipped ``frappe`` config with dropout 0.2: batch 10,000, λ 0.1,
 γ 1, c 0.7, α 0.25, SER, WSF), FSDNet's shipped settings plus the twin-focus terms for
-``tf4ctr_fsd``, and ``tf4ctr_fsd`` with TF4CTR's dropout 0.2; beside FSDNet and DCNv2 from the main study (same files and protocol) and
+``tf4ctr_fsd``, and two further variants of ours: ``tf4ctr_fsd`` with TF4CTR's dropout 0.2, and
+TF4CTR's own MLP branches with FSD's per-layer heads (``tf4ctr_mlp_fsd``); beside FSDNet and DCNv2 from the main study (same files and protocol) and
 the official TF4CTR code's per-seed figures on these files (``../shared/data/README.md``).
 Resumable like ``zoo.py``; runs are stored in ``benchmarks/results/frappe_tf4ctr_runs/``
 and the report in ``frappe_tf4ctr.md`` / ``.json``.
@@ -27,22 +28,28 @@ import reproduce
 AUTHORS_SETTINGS = (("model.dropout", 0.2),)
 # variant → (model type, settings changed from the shipped frappe config)
 VARIANTS = {"tf4ctr": ("tf4ctr", AUTHORS_SETTINGS), "tf4ctr_dcnv2": ("tf4ctr_dcnv2", AUTHORS_SETTINGS),
-            "tf4ctr_fsd": ("tf4ctr_fsd", ()), "tf4ctr_fsd_dropout0.2": ("tf4ctr_fsd", AUTHORS_SETTINGS)}
+            "tf4ctr_fsd": ("tf4ctr_fsd", ()), "tf4ctr_fsd_dropout0.2": ("tf4ctr_fsd", AUTHORS_SETTINGS),
+            # TF4CTR's own two MLP branches (easy on the half-width table) with FSD's per-layer heads
+            "tf4ctr_mlp_fsd": ("tf4ctr_fsd", AUTHORS_SETTINGS + (("model.explicit_tower", "mlp"),
+                                                                 ("model.tf4ctr.easy_units", "[400,400,400]")))}
 LABELS = {"tf4ctr": "TF4CTR (authors' model and Frappe settings)", "tf4ctr_dcnv2": "TF4CTR on the DCNv2 backbone",
           "tf4ctr_fsd": "TF4CTR + FSD (ours, FSDNet's settings)",
           "tf4ctr_fsd_dropout0.2": "TF4CTR + FSD (ours, TF4CTR's dropout 0.2)",
+          "tf4ctr_mlp_fsd": "TF4CTR's MLP branches + FSD heads (ours, dropout 0.2)",
           "fsdnet": "FSDNet (main study)", "dcnv2": "DCNv2 (main study)"}
 # The official TF4CTR code on these files, seeds 2023–2025 (../shared/data/README.md).
 OFFICIAL = {"auc": [0.98698, 0.98680, 0.98651], "logloss": [0.1345, 0.1399, 0.1294]}
-PARENTS = {"tf4ctr_fsd": ("fsdnet", "tf4ctr_dcnv2"), "tf4ctr_fsd_dropout0.2": ("fsdnet", "tf4ctr_dcnv2")}
+PARENTS = {"tf4ctr_fsd": ("fsdnet", "tf4ctr_dcnv2"), "tf4ctr_fsd_dropout0.2": ("fsdnet", "tf4ctr_dcnv2"),
+           "tf4ctr_mlp_fsd": ("fsdnet", "tf4ctr")}
 COMMAND = ".venv/bin/python benchmarks/tf4ctr_study.py --work-dir /work/study --jobs 2"
 
 
 def plan() -> list[zoo.ZooRun]:
-    """The three published-settings models first for every seed, then the dropout variant of TF4CTR + FSD."""
+    """The three published-settings models first for every seed, then our further TF4CTR + FSD variants."""
     runs = [zoo.ZooRun(model, s, group="tf4ctr", settings=settings, label=variant if variant != model else "")
             for variant, (model, settings) in VARIANTS.items() for s in zoo.SEEDS]
-    return sorted(runs, key=lambda r: (r.variant == "tf4ctr_fsd_dropout0.2", r.seed))
+    later = ("tf4ctr_fsd_dropout0.2", "tf4ctr_mlp_fsd")
+    return sorted(runs, key=lambda r: (later.index(r.variant) + 1 if r.variant in later else 0, r.seed))
 
 
 def collect(results_dir: pathlib.Path) -> tuple[dict, list[str]]:

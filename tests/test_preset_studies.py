@@ -59,4 +59,5 @@ def test_tf4ctr_report_compares_with_the_official_seeds(tmp_path):
     assert matched is True and beaten is False            # equal to the official code is not beating it
     assert result["official"]["auc_mean"] == pytest.approx(0.98676, abs=1e-5)
     assert set(result["parents"]) == {"tf4ctr_fsd vs fsdnet", "tf4ctr_fsd vs tf4ctr_dcnv2",
-                                      "tf4ctr_fsd_dropout0.2 vs fsdnet", "tf4ctr_fsd_dropout0.2 vs tf4ctr_dcnv2"}
+                                      "tf4ctr_fsd_dropout0.2 vs fsdnet", "tf4ctr_fsd_dropout0.2 vs tf4ctr_dcnv2",
+                                      "tf4ctr_mlp_fsd vs fsdnet", "tf4ctr_mlp_fsd vs tf4ctr"}
