@@ -123,7 +123,7 @@ class TrainConfig:
     mixed_precision: bool = False
     jit_compile: bool = False
     max_steps_per_epoch: Optional[int] = None
-    steps_per_execution: int = 10
+    steps_per_execution: int = 1
 
 
 @dataclass(frozen=True)

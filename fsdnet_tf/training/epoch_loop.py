@@ -1,13 +1,17 @@
-"""The training step and the epoch loop around it, with no Python work per step.
+"""The training step and the epoch loop around it.
 
-An epoch runs as a few calls of one ``tf.function``, each looping over
-``train.steps_per_execution`` steps in-graph and accumulating the logged loss terms
-there; the host syncs once per call (for the progress bar), not once per step. In memory
-on one replica (a CPU, one GPU) batches do not pass through tf.data at all: the step
-gathers its rows from the training columns by the epoch's permutation, so nothing on the
-host has to keep up with the device. Otherwise (streaming, several replicas or workers)
-the loop pulls from the distributed tf.data iterator. Either way the batches, their
-order and the running sums are those of a plain step-by-step loop.
+In memory on one replica (a CPU, one GPU) batches do not pass through tf.data at all:
+each batch is gathered from the training columns by the epoch's permutation, so no Python
+generator has to keep up with the device. Otherwise (streaming, several replicas or
+workers) the loop pulls from the distributed tf.data iterator. Either way the batches and
+their order are those of the epoch's permutation (or seeded shuffle).
+
+``train.steps_per_execution`` = 1 (the default) calls the step once per batch, with the
+logged terms summed on the device and no host sync until the progress bar or the epoch's
+end: results are bit-identical to the step-by-step loop the studies were trained with.
+K > 1 runs K steps per ``tf.function`` call in an in-graph loop (for accelerators, where
+the per-call dispatch weighs): the same computation, but compiled inside a loop its float
+rounding differs, so runs are reproducible among themselves but not bit-identical to K = 1.
 """
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ import tensorflow as tf
 from fsdnet_tf.data.input import TrainInput
 from fsdnet_tf.features import LABEL_KEY
 from fsdnet_tf.losses import Objective
+
+PROGRESS_EVERY = 5       # steps between progress-bar updates (each one waits for the device)
 
 
 def make_train_step(model, objective: Objective, optimizer, strategy: tf.distribute.Strategy,
@@ -58,6 +64,7 @@ class EpochRunner:
         self.train_step, self.train_input, self.strategy = train_step, train_input, strategy
         self.steps_per_execution, self.keys = steps_per_execution, tuple(logged_keys)
         self.in_graph_rows = train_input.in_memory and strategy.num_replicas_in_sync == 1
+        self._gather = tf.function(train_input.gather) if train_input.in_memory else None
         sums_spec = {k: tf.TensorSpec([], tf.float32) for k in self.keys}
         self._run_rows = tf.function(self._rows_chunk, input_signature=[tf.TensorSpec([None, None], tf.int64),
                                                                         sums_spec])
@@ -86,6 +93,16 @@ class EpochRunner:
             progress: Optional[Callable[[int, dict], None]] = None) -> tuple[dict, int]:
         sums = {k: tf.zeros([], tf.float32) for k in self.keys}
         done = 0
+        if self.steps_per_execution == 1:
+            for batch in self._batches(epoch, max_steps):
+                last = self.train_step(batch)
+                sums = self._accumulate(sums, last)
+                done += 1
+                if progress and done % PROGRESS_EVERY == 0:
+                    progress(done, last)
+            if progress and done % PROGRESS_EVERY:
+                progress(done, last)
+            return sums, done
         for chunk in self._chunks(epoch, max_steps):
             if self.in_graph_rows:
                 sums, last = self._run_rows(tf.constant(chunk), sums)
@@ -97,6 +114,15 @@ class EpochRunner:
             if progress:
                 progress(done, last)
         return sums, done
+
+    def _batches(self, epoch: int, max_steps: Optional[int]):
+        if self.in_graph_rows:
+            for chunk in self._chunks(epoch, max_steps):
+                for rows in chunk:
+                    yield self._gather(tf.constant(rows))
+            return
+        yield from self.strategy.distribute_datasets_from_function(
+            lambda ctx: self.train_input.dataset(epoch, ctx, max_steps))
 
     def _chunks(self, epoch: int, max_steps: Optional[int]):
         batch, k = self.train_input.batch_size, self.steps_per_execution
