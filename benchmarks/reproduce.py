@@ -29,7 +29,8 @@ import time
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from fsdnet_tf.config import ConfigError, config_from_dict, load_config, to_dict  # noqa: E402  (no TensorFlow)
+from fsdnet_tf.config import (ConfigError, config_from_dict, load_config, same_experiment,  # noqa: E402
+                              to_dict)
 
 import study_report  # noqa: E402,F401
 
@@ -121,9 +122,10 @@ def plan(groups: tuple[str, ...] = GROUPS, runs_dir: pathlib.Path | None = None)
 
 def same_config(stored: dict | None, expected: dict) -> bool:
     """Whether a stored run's config resolves to ``expected`` under today's schema (keys added
-    since with their defaults, e.g. a run saved before the zoo presets existed)."""
+    since with their defaults, e.g. a run saved before the zoo presets existed), execution-only
+    settings aside (:func:`fsdnet_tf.config.same_experiment`)."""
     try:
-        return stored is not None and config_from_dict(stored) == config_from_dict(expected)
+        return stored is not None and same_experiment(config_from_dict(stored), config_from_dict(expected))
     except ConfigError:
         return False
 

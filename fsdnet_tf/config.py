@@ -341,6 +341,15 @@ def config_from_dict(data: dict) -> Config:
                                model=validate_model(cfg.model), train=validate_train(cfg.train))
 
 
+def same_experiment(a: Config, b: Config) -> bool:
+    """Equal but for settings that change only how a step is executed, and so float rounding
+    alone, like thread counts do (``train.steps_per_execution``): a run saved with one of them
+    resumes, and counts as the same run, under the other."""
+    def normalised(cfg: Config) -> Config:
+        return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps_per_execution=1))
+    return normalised(a) == normalised(b)
+
+
 def shipped_config_names() -> list[str]:
     return sorted(p.stem for p in SHIPPED_CONFIG_DIR.glob("*.yaml"))
 

@@ -51,3 +51,10 @@ def test_dataset_consistency_errors():
             {"name": "y", "kind": "label"}, {"name": "a", "kind": "categorical"}]}})
     with pytest.raises(ConfigError, match="unknown config 'nosuch'"):
         load_config("nosuch")
+
+
+def test_execution_only_settings_do_not_make_another_experiment():
+    from fsdnet_tf.config import same_experiment
+    base = load_config("frappe")
+    assert same_experiment(base, load_config("frappe", ["train.steps_per_execution=10"]))
+    assert not same_experiment(base, load_config("frappe", ["train.batch_size=4096"]))

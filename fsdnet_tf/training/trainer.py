@@ -33,7 +33,7 @@ import tensorflow as tf
 import tf_keras
 
 from fsdnet_tf import __version__
-from fsdnet_tf.config import Config, ConfigError, dump_config, load_config, to_dict
+from fsdnet_tf.config import Config, ConfigError, dump_config, load_config, same_experiment, to_dict
 from fsdnet_tf.data.input import TrainInput, cast_features, parsed_dataset
 from fsdnet_tf.data.transform_output import TransformDir
 from fsdnet_tf.features import LABEL_KEY
@@ -110,7 +110,7 @@ class Trainer:
         if saved.exists():
             # Compared resolved, so a run saved before a new (defaulted) key existed still resumes.
             try:
-                same = load_config(str(saved)) == self.config
+                same = same_experiment(load_config(str(saved)), self.config)
             except ConfigError:
                 same = False
             if not same:
