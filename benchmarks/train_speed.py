@@ -61,8 +61,9 @@ def trainer_for(name: str, transform_dir: str):
     return trainer
 
 
-def real_epoch_rate(trainer) -> float:
+def real_epoch_rate(trainer, steps_per_execution: int) -> float:
     """Examples/s of epochs 2–4 through the trainer's own epoch loop (epoch 1 traces and warms up)."""
+    trainer.epoch_runner.steps_per_execution = steps_per_execution
     seconds, examples = 0.0, 0
     for epoch in range(1, 5):
         started = time.perf_counter()
@@ -84,6 +85,8 @@ def main() -> int:
     parser.add_argument("--output", help="also write the figures to this JSON file")
     parser.add_argument("--real-epochs", default="fsdnet,dcnv2",
                         help="models whose real epochs 2–4 (fsdnet-train's own loop) are timed too; '' for none")
+    parser.add_argument("--steps-per-execution", default="1",
+                        help="comma-separated train.steps_per_execution values for the real epochs")
     args = parser.parse_args()
     from fsdnet_tf.config import MODEL_TYPES
     from fsdnet_tf.models import count_parameters
@@ -114,7 +117,9 @@ def main() -> int:
             seconds[t].append(time.perf_counter() - started)
     batch_size = trainers["fsdnet"].config.train.batch_size
     rates = {t: batch_size * len(batches[t]) / float(np.median(s)) for t, s in seconds.items()}
-    epochs = {t: real_epoch_rate(trainers[t]) for t in filter(None, args.real_epochs.split(","))}
+    chunks = [int(k) for k in args.steps_per_execution.split(",")]
+    epochs = {t if k == 1 else f"{t}, K={k}": real_epoch_rate(trainers[t], k)
+              for t in filter(None, args.real_epochs.split(",")) for k in chunks}
     gflops = matmul_gflops()
     fields = len(trainers["fsdnet"].transform.contract.fields)
     flops = {t: model_flops_per_example(trainers[t].config.model, fields) for t in ("fsdnet", "dcnv2")}
@@ -122,7 +127,7 @@ def main() -> int:
         "measured": f"{datetime.date.today().isoformat()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}",
         "examples_per_second": {t: round(r) for t, r in rates.items()},
         "real_epoch_examples_per_second": {t: round(r) for t, r in epochs.items()},
-        "real_epoch_over_steps_only": {t: round(r / rates[t], 3) for t, r in epochs.items()},
+        "real_epoch_over_steps_only": {t: round(r / rates[t.split(",")[0]], 3) for t, r in epochs.items()},
         "parameters": {t: count_parameters(tr.model) for t, tr in trainers.items() if not t.endswith(XLA_SUFFIX)},
         "fsdnet_overhead_over_dcnv2": round(rates["dcnv2"] / rates["fsdnet"] - 1, 4),
         **({"fsdnet_overhead_over_dcnv2_with_xla": round(rates["dcnv2+xla"] / rates["fsdnet+xla"] - 1, 4)}
