@@ -43,7 +43,7 @@ PAPER_TABLE4 = {"dcn": 475_249, "dcn_fsd": 476_932, "xdeepfm": 568_217, "xdeepfm
                 "autoint": 587_289, "autoint_fsd": 591_931, "dcnv2": 551_569, "fsdnet": 553_252}
 COMMAND = ".venv/bin/python benchmarks/zoo.py --work-dir /work/study --jobs 2"
 SPEED_COMMAND = (".venv/bin/python benchmarks/train_speed.py --transform-dir /work/study/transform --models all "
-                 "--output benchmarks/results/frappe_zoo_speed.json")
+                 "--steps 10 --real-epochs '' --output benchmarks/results/frappe_zoo_speed.json")
 TARGET_P = 0.05
 
 

@@ -99,3 +99,15 @@ def test_an_output_the_model_does_not_serve_is_refused(trained_run, tmp_path):
     with pytest.raises(ExportError, match="--output 'student': model fsdnet serves prediction or teacher_head"):
         export_run(str(run_dir), str(tmp_path / "m"), "fsdnet", output="student")
     assert not (tmp_path / "m").exists() or not list((tmp_path / "m").iterdir())
+
+
+def test_print_config_shows_what_the_preset_builds(capsys):
+    from fsdnet_tf.training.cli import main as train
+    assert train(["--config", "frappe", "--set", "model.type=autoint_fsd", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert "  attention:\n    layers: 3\n    dim: 128" in out
+    for line in ("explicit_tower: self_attention", "readout: per_layer_heads", "0.1·kl(head_2 → head_0, head_1, T=1.3)",
+                 "- teacher_head"):
+        assert line in out, line
+    assert train(["--config", "frappe", "--set", "model.explicit_tower=cin3", "--print-config"]) == 2
+    assert "model.explicit_tower: 'cin3' is not one of" in capsys.readouterr().err
