@@ -73,6 +73,11 @@ class TrainInput:
                 raise ValueError("train.label_noise needs train.in_memory: true")
             self.num_examples = transform.stats["splits"]["train"]["written"]
 
+    def steps_per_epoch(self, max_steps: Optional[int] = None) -> int:
+        """Batches in an epoch (the last may be short), at most ``max_steps``."""
+        steps = -(-self.num_examples // self.batch_size)
+        return steps if max_steps is None else min(steps, max_steps)
+
     def epoch_order(self, epoch: int) -> np.ndarray:
         """The epoch's permutation of the training rows (in memory), from (seed, epoch)."""
         return np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)

@@ -127,9 +127,7 @@ class EpochRunner:
     def _chunks(self, epoch: int, max_steps: Optional[int]):
         batch, k = self.train_input.batch_size, self.steps_per_execution
         if self.in_graph_rows:
-            order = self.train_input.epoch_order(epoch)
-            steps = -(-len(order) // batch) if max_steps is None else min(max_steps, -(-len(order) // batch))
-            order = order[:steps * batch]
+            order = self.train_input.epoch_order(epoch)[:self.train_input.steps_per_epoch(max_steps) * batch]
             full = len(order) // batch
             rows = order[:full * batch].reshape(full, batch)
             for start in range(0, full, k):
@@ -139,9 +137,7 @@ class EpochRunner:
             return
         dataset = self.strategy.distribute_datasets_from_function(
             lambda ctx: self.train_input.dataset(epoch, ctx, max_steps))
-        steps = -(-self.train_input.num_examples // batch)
-        if max_steps is not None:
-            steps = min(steps, max_steps)
+        steps = self.train_input.steps_per_epoch(max_steps)
         iterator = iter(dataset)
         for start in range(0, steps, k):
             yield iterator, min(k, steps - start)

@@ -212,9 +212,7 @@ class Trainer:
     def _train_epoch(self, epoch: int, learning_rate: float) -> dict:
         tcfg = self.config.train
         self.optimizer.learning_rate.assign(learning_rate)
-        steps = -(-self.train_input.num_examples // tcfg.batch_size)
-        if tcfg.max_steps_per_epoch:
-            steps = min(steps, tcfg.max_steps_per_epoch)
+        steps = self.train_input.steps_per_epoch(tcfg.max_steps_per_epoch)
         bar = tf_keras.utils.Progbar(steps, unit_name="step") if self.progress_bar and self.chief else None
         if bar:
             print(f"epoch {epoch} (lr {learning_rate:.0e})")
