@@ -158,7 +158,7 @@ def test_training_on_a_directory_that_is_not_a_transform_output_is_a_clear_error
 
 
 def test_checkpoint_pruning_keeps_the_named_checkpoints_in_a_dotted_run_dir(tmp_path):
-    from fsdnet_tf.training.trainer import prune_checkpoints
+    from fsdnet_tf.training.phase_loop import prune_checkpoints
     run_dir = tmp_path / "runs" / "fsdnet_dropout0.5_s2023"
     files = {kind: run_dir / "checkpoints" / kind for kind in ("last", "best")}
     for kind, folder in files.items():

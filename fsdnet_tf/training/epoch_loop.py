@@ -15,9 +15,11 @@ rounding differs, so runs are reproducible among themselves but not bit-identica
 """
 from __future__ import annotations
 
+import time
 from typing import Callable, Optional
 
 import tensorflow as tf
+import tf_keras
 
 from fsdnet_tf.data.input import TrainInput
 from fsdnet_tf.features import LABEL_KEY
@@ -114,6 +116,24 @@ class EpochRunner:
             if progress:
                 progress(done, last)
         return sums, done
+
+    def epoch_record(self, epoch: int, learning_rate: float, max_steps: Optional[int], progress_bar: bool) -> dict:
+        """Run one epoch (with a progress bar if asked); its timing and mean logged values."""
+        steps = self.train_input.steps_per_epoch(max_steps)
+        bar = tf_keras.utils.Progbar(steps, unit_name="step") if progress_bar else None
+        if bar:
+            print(f"epoch {epoch} (lr {learning_rate:.0e})")
+
+        def progress(done: int, last: dict) -> None:
+            bar.update(done, [("loss", float(last["loss"])), ("bce", float(last["bce"]))])
+
+        start = time.perf_counter()
+        sums, count = self.run(epoch, max_steps, progress if bar else None)
+        train_seconds = time.perf_counter() - start
+        examples = min(count * self.train_input.batch_size, self.train_input.num_examples)
+        return {"epoch": epoch, "train_seconds": round(train_seconds, 3),
+                "train_examples_per_second": round(examples / train_seconds, 1),
+                "train": {k: float(v) / count for k, v in sums.items()}}
 
     def _batches(self, epoch: int, max_steps: Optional[int]):
         if self.in_graph_rows:

@@ -1,10 +1,9 @@
 """Training protocol of SPEC §4 with checkpoints and resume.
 
-Per epoch: one shuffled pass over train, then ŷ on valid in inference mode. Valid AUC
-improved by more than ``min_delta``: keep these weights (the "best" checkpoint) and
-reset the counter; otherwise multiply the learning rate by ``lr_decay`` (floor
-``min_lr``) and count; stop when the counter reaches ``patience``. At the end the
-best weights are restored and ŷ and every head are evaluated on valid and test.
+One phase (:mod:`fsdnet_tf.training.phase_loop`): per epoch a shuffled pass over train,
+then ŷ on valid; the best valid AUC is kept, the learning rate decays on a plateau, and the
+run stops after ``patience`` epochs without improvement. At the end the best weights are
+restored and ŷ and every head are evaluated on valid and test.
 
 Run directory::
 
@@ -21,46 +20,27 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import pathlib
 import shutil
 import tempfile
 import time
 from typing import Optional
 
-import numpy as np
 import tensorflow as tf
 import tf_keras
 
 from fsdnet_tf import __version__
 from fsdnet_tf.config import Config, ConfigError, dump_config, load_config, same_experiment, to_dict
-from fsdnet_tf.data.input import TrainInput, cast_features, parsed_dataset
+from fsdnet_tf.data.input import TrainInput
 from fsdnet_tf.data.transform_output import TransformDir
-from fsdnet_tf.features import LABEL_KEY
 from fsdnet_tf.losses import Objective
-from fsdnet_tf.metrics import evaluate
 from fsdnet_tf.models import ParallelCTRModel, build_model, count_parameters
 from fsdnet_tf.training import devices
 from fsdnet_tf.training.epoch_loop import EpochRunner, make_train_step
+from fsdnet_tf.training.evaluation import SplitEvaluator, predictions
+from fsdnet_tf.training.phase_loop import PhaseLoop, Schedule, initial_state, log_epoch, write_json_atomic
 
 log = logging.getLogger(__name__)
-
-
-def write_json_atomic(path: pathlib.Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def prune_checkpoints(run_dir: pathlib.Path, keep: set) -> None:
-    """Delete the files of every checkpoint under ``run_dir/checkpoints`` whose prefix
-    (relative to ``run_dir``, e.g. ``checkpoints/best/epoch-3``) is not in ``keep``."""
-    for kind in ("last", "best"):
-        for path in (run_dir / "checkpoints" / kind).glob("epoch-*"):
-            # Only the file name is split: directory names may contain dots (runs/dropout0.5).
-            prefix = os.path.relpath(path.parent / path.name.split(".")[0], run_dir)
-            if prefix not in keep:
-                path.unlink()
 
 
 def restore_model(run_dir: str | pathlib.Path, config: Optional[Config] = None,
@@ -81,12 +61,6 @@ def restore_model(run_dir: str | pathlib.Path, config: Optional[Config] = None,
     best = json.loads(metrics_path.read_text())["best_checkpoint"]
     tf.train.Checkpoint(model=model).read(str(run_dir / best)).expect_partial().assert_existing_objects_matched()
     return model, config, transform
-
-
-def predictions(model: ParallelCTRModel, features: dict) -> tuple[tf.Tensor, tf.Tensor]:
-    """The served ŷ and the (B, heads) head probabilities, in inference mode."""
-    out = model.named_outputs(features, training=False)
-    return out.prediction, tf.sigmoid(tf.stack([out.logits[name] for name in model.head_names], axis=-1))
 
 
 class Trainer:
@@ -149,108 +123,42 @@ class Trainer:
         self.epoch_runner = EpochRunner(self._train_step, self.train_input, self.strategy,
                                         cfg.train.steps_per_execution, self.objective.logged_keys())
         self._predict = tf.function(lambda features: predictions(self.model, features))
-        self._eval_cache: dict = {}
-
-    # ------------------------------------------------------------------ evaluation
-    def _eval_dataset(self, split: str) -> tf.data.Dataset:
-        if split not in self._eval_cache:
-            ds = parsed_dataset(self.transform.files(split), self.transform.contract,
-                                self.config.train.eval_batch_size).map(cast_features)
-            self._eval_cache[split] = ds.cache() if self.config.train.in_memory else ds
-        return self._eval_cache[split]
+        self.evaluator = SplitEvaluator(self.transform, cfg.train)
 
     def evaluate_split(self, split: str) -> dict:
-        labels, served, heads = [], [], []
-        for batch in self._eval_dataset(split):
-            labels.append(batch[LABEL_KEY].numpy())
-            prediction, head_probabilities = self._predict({f: batch[f] for f in self.model.fields})
-            served.append(prediction.numpy())
-            heads.append(head_probabilities.numpy())
-        return evaluate(np.concatenate(labels), np.concatenate(served), np.concatenate(heads))
+        return self.evaluator(self._predict, split)
 
     # ------------------------------------------------------------------ loop
     def run(self) -> dict:
         progress = self._prepare_run_dir()
         self._build()
         tcfg = self.config.train
-        state = progress or {"epochs": [], "best_auc": -np.inf, "best_epoch": None, "wait": 0,
-                             "learning_rate": tcfg.learning_rate, "best_checkpoint": None,
-                             "last_checkpoint": None, "stopped": False}
+        schedule = Schedule(tcfg.learning_rate, tcfg.lr_decay, tcfg.min_lr, tcfg.patience, tcfg.max_epochs,
+                            tcfg.min_delta)
+        loop = PhaseLoop(self.write_dir, "checkpoints", self.model, self.optimizer, schedule, self._train_epoch,
+                         lambda: self.evaluate_split("valid"),
+                         lambda state: write_json_atomic(self.write_dir / "progress.json", state), self._log_epoch)
+        state = progress or initial_state(schedule)
         if progress:
-            self.checkpoint.read(str(self.write_dir / state["last_checkpoint"])).assert_consumed()
+            loop.restore_last(state)
             log.info("resuming %s after epoch %d", self.run_dir, len(state["epochs"]))
         if state["stopped"] and (self.write_dir / "metrics.json").exists():
             log.info("%s already finished", self.run_dir)
             return json.loads((self.write_dir / "metrics.json").read_text())
         started = time.perf_counter() - sum(e["seconds"] for e in state["epochs"])
-        writer = tf.summary.create_file_writer(str(self.write_dir / "tensorboard"))
-        while not state["stopped"]:
-            epoch = len(state["epochs"]) + 1
-            epoch_start = time.perf_counter()
-            record = self._train_epoch(epoch, state["learning_rate"])
-            valid = self.evaluate_split("valid")
-            record.update(valid_auc=valid["auc"], valid_logloss=valid["logloss"],
-                          valid_heads=valid["heads"], learning_rate=state["learning_rate"])
-            if valid["auc"] > state["best_auc"] + tcfg.min_delta:
-                state.update(best_auc=valid["auc"], best_epoch=epoch, wait=0)
-                state["best_checkpoint"] = self._save_best(epoch)
-            else:
-                state["wait"] += 1
-                state["learning_rate"] = max(state["learning_rate"] * tcfg.lr_decay, tcfg.min_lr)
-                self.optimizer.learning_rate.assign(state["learning_rate"])
-            state["stopped"] = state["wait"] >= tcfg.patience or epoch >= tcfg.max_epochs
-            record["seconds"] = round(time.perf_counter() - epoch_start, 3)
-            state["epochs"].append(record)
-            state["last_checkpoint"] = os.path.relpath(
-                self.checkpoint.write(str(self.write_dir / "checkpoints" / "last" / f"epoch-{epoch}")),
-                self.write_dir)
-            write_json_atomic(self.write_dir / "progress.json", state)
-            prune_checkpoints(self.write_dir, {state["last_checkpoint"], state["best_checkpoint"]})
-            self._log_epoch(writer, record)
+        self._writer = tf.summary.create_file_writer(str(self.write_dir / "tensorboard"))
+        state = loop.run(state)
+        loop.restore_best(state)
         return self._finish(state, time.perf_counter() - started)
 
     def _train_epoch(self, epoch: int, learning_rate: float) -> dict:
-        tcfg = self.config.train
-        self.optimizer.learning_rate.assign(learning_rate)
-        steps = self.train_input.steps_per_epoch(tcfg.max_steps_per_epoch)
-        bar = tf_keras.utils.Progbar(steps, unit_name="step") if self.progress_bar and self.chief else None
-        if bar:
-            print(f"epoch {epoch} (lr {learning_rate:.0e})")
+        return self.epoch_runner.epoch_record(epoch, learning_rate, self.config.train.max_steps_per_epoch,
+                                              self.progress_bar and self.chief)
 
-        def progress(done: int, last: dict) -> None:
-            if bar:
-                bar.update(done, [("loss", float(last["loss"])), ("bce", float(last["bce"]))])
-
-        start = time.perf_counter()
-        sums, count = self.epoch_runner.run(epoch, tcfg.max_steps_per_epoch, progress if bar else None)
-        train_seconds = time.perf_counter() - start
-        examples = min(count * tcfg.batch_size, self.train_input.num_examples)
-        return {"epoch": epoch, "train_seconds": round(train_seconds, 3),
-                  "train_examples_per_second": round(examples / train_seconds, 1),
-                  "train": {k: float(v) / count for k, v in sums.items()}}
-
-    def _save_best(self, epoch: int) -> str:
-        path = tf.train.Checkpoint(model=self.model).write(
-            str(self.write_dir / "checkpoints" / "best" / f"epoch-{epoch}"))
-        return os.path.relpath(path, self.write_dir)
-
-    def _log_epoch(self, writer, record: dict) -> None:
-        with writer.as_default(step=record["epoch"]):
-            for key, value in record["train"].items():
-                tf.summary.scalar(f"train/{key}", value)
-            tf.summary.scalar("valid/auc", record["valid_auc"])
-            tf.summary.scalar("valid/logloss", record["valid_logloss"])
-            for i, head in enumerate(record["valid_heads"]):
-                tf.summary.scalar(f"valid/auc_head_{i}", head["auc"])
-            tf.summary.scalar("learning_rate", record["learning_rate"])
-        writer.flush()
-        log.info("epoch %d: loss %.5f, valid AUC %.5f, logloss %.5f, %.0f examples/s",
-                 record["epoch"], record["train"]["loss"], record["valid_auc"], record["valid_logloss"],
-                 record["train_examples_per_second"])
+    def _log_epoch(self, record: dict) -> None:
+        log_epoch(self._writer, record)
 
     def _finish(self, state: dict, seconds: float) -> dict:
-        tf.train.Checkpoint(model=self.model).read(
-            str(self.write_dir / state["best_checkpoint"])).assert_existing_objects_matched()
         train_seconds = sum(e["train_seconds"] for e in state["epochs"])
         examples = sum(e["train_examples_per_second"] * e["train_seconds"] for e in state["epochs"])
         metrics = {
