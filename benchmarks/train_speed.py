@@ -88,7 +88,7 @@ def main() -> int:
     parser.add_argument("--steps-per-execution", default="1",
                         help="comma-separated train.steps_per_execution values for the real epochs")
     args = parser.parse_args()
-    from fsdnet_tf.config import MODEL_TYPES
+    from fsdnet_tf.config import PARALLEL_TYPES as MODEL_TYPES
     from fsdnet_tf.models import count_parameters
     models = list(MODEL_TYPES) if args.models == "all" else [m.strip() for m in args.models.split(",")]
     unknown = sorted({m.removesuffix(XLA_SUFFIX) for m in models} - set(MODEL_TYPES)

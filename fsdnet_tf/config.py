@@ -18,8 +18,8 @@ from typing import Any, Literal, Optional
 import yaml
 
 from fsdnet_tf.config_error import ConfigError
-from fsdnet_tf.model_config import (MODEL_TYPES, AttentionConfig, CINConfig, ModelConfig,  # noqa: F401  (re-exported)
-                                    validate_model)
+from fsdnet_tf.model_config import (MODEL_TYPES, PARALLEL_TYPES, AttentionConfig,  # noqa: F401  (re-exported)
+                                    CINConfig, DAGFMConfig, ModelConfig, teacher_config, validate_model)
 
 SHIPPED_CONFIG_DIR = pathlib.Path(__file__).parent / "configs"
 SPLITS = ("train", "valid", "test")

@@ -11,8 +11,9 @@ from typing import Literal, Optional
 from fsdnet_tf.config_error import ConfigError
 from fsdnet_tf.presets import PRESETS, TOWER_SECTIONS
 
-MODEL_TYPES = ("fsdnet", "dcnv2", "dcn", "dcn_fsd", "xdeepfm", "xdeepfm_fsd", "autoint", "autoint_fsd",
-               "tf4ctr", "tf4ctr_dcnv2", "tf4ctr_fsd")
+PARALLEL_TYPES = ("fsdnet", "dcnv2", "dcn", "dcn_fsd", "xdeepfm", "xdeepfm_fsd", "autoint", "autoint_fsd",
+                  "tf4ctr", "tf4ctr_dcnv2", "tf4ctr_fsd")
+MODEL_TYPES = PARALLEL_TYPES + ("kd_dagfm",)
 EXPLICIT_TOWERS = ("cross_v2", "cross_v1", "cin", "self_attention", "mlp")
 READOUTS = ("per_layer_heads", "final_concat", "sum_of_logits", "twin_heads")
 
@@ -51,6 +52,34 @@ class TF4CTRConfig:
 
 
 @dataclass(frozen=True)
+class DAGFMConfig:
+    """KD-DAGFM (SPEC_WAVE2 §2): a DAGFM student distilled from a teacher that shares its embedding.
+
+    The teacher is a finished run directory (``teacher_run``) or is trained in the run's own
+    ``teacher`` phase as ``teacher_type`` with the flat model keys. ``teacher_output``: the
+    KD target is logit(ŷ) of the teacher's served prediction, or its deepest head's logit.
+    The ``distill`` phase (student only) minimises α·BCE + β·mean over the batch of
+    (z_T − z_S)²; ``finetune`` (student and embedding) BCE alone. Both add (l2/2)·Σ‖θ‖² over
+    their trainable variables and run at ``learning_rate`` / ``batch_size`` with no schedule,
+    stopping after ``patience`` epochs without a better valid AUC. ``deep``: KD-DAGFM+, the
+    states summed into a deep tower of ``model.deep_units`` instead of the per-layer readout.
+    """
+    kind: Literal["inner", "outer"] = "outer"
+    depth: int = 3
+    deep: bool = False
+    alpha: float = 0.1
+    beta: float = 921.6
+    teacher_type: Literal[PARALLEL_TYPES] = "fsdnet"
+    teacher_run: Optional[str] = None
+    teacher_output: Literal["served", "deepest_head"] = "served"
+    learning_rate: float = 3e-3
+    l2: float = 1e-6
+    batch_size: int = 1024
+    patience: int = 10
+    max_epochs: int = 1000
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """``type`` is a preset naming the explicit tower and the readout (:mod:`fsdnet_tf.presets`);
     ``explicit_tower`` / ``readout`` replace the preset's choice when set. They stay null in a
@@ -75,6 +104,7 @@ class ModelConfig:
     cin: Optional[CINConfig] = None
     attention: Optional[AttentionConfig] = None
     tf4ctr: Optional[TF4CTRConfig] = None
+    dagfm: Optional[DAGFMConfig] = None
 
     @property
     def twin_focus(self) -> bool:
@@ -169,7 +199,33 @@ def _validate_tf4ctr(m: ModelConfig) -> None:
         raise ConfigError(f"model.tf4ctr.ssem: {t.ssem} needs a TF4CTR model (the easy and hard branches)")
 
 
+def teacher_config(m: ModelConfig) -> ModelConfig:
+    """The model the teacher phase of a ``kd_dagfm`` config trains: the flat keys as ``teacher_type``."""
+    return dataclasses.replace(m, type=m.dagfm.teacher_type, dagfm=None)
+
+
+def _validate_kd_dagfm(m: ModelConfig) -> ModelConfig:
+    d = m.dagfm or DAGFMConfig()
+    if d.depth < 1:
+        raise ConfigError("model.dagfm.depth: must be >= 1")
+    if d.alpha < 0 or d.beta < 0 or d.alpha + d.beta == 0:
+        raise ConfigError("model.dagfm.alpha / model.dagfm.beta: must be >= 0 and not both 0")
+    if d.learning_rate <= 0 or d.l2 < 0:
+        raise ConfigError("model.dagfm.learning_rate must be > 0 and model.dagfm.l2 >= 0")
+    if d.batch_size < 1 or d.patience < 1 or d.max_epochs < 1:
+        raise ConfigError("model.dagfm.batch_size / patience / max_epochs: must be >= 1")
+    teacher = validate_model(teacher_config(dataclasses.replace(m, dagfm=d)))
+    if d.teacher_output == "deepest_head" and teacher.readout_kind != "per_layer_heads" and d.teacher_run is None:
+        raise ConfigError(f"model.dagfm.teacher_output: deepest_head needs a teacher with per-layer heads, "
+                          f"not {teacher.type}")
+    return dataclasses.replace(teacher, type="kd_dagfm", dagfm=d)
+
+
 def validate_model(m: ModelConfig) -> ModelConfig:
+    if m.type == "kd_dagfm":
+        return _validate_kd_dagfm(m)
+    if m.dagfm is not None:
+        raise ConfigError(f"model.dagfm: not used by model.type={m.type}; remove it")
     m = resolve_preset(m)
     if m.cross_layers < 1:
         raise ConfigError("model.cross_layers: must be >= 1")

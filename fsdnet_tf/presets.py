@@ -16,6 +16,7 @@ loss functions that evaluate them live in :mod:`fsdnet_tf.losses`.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal, Optional
 
@@ -140,6 +141,18 @@ def fsd_terms(model_cfg) -> tuple[Term, ...]:
 
 def describe(model_cfg) -> dict:
     """What a resolved model config builds, for ``fsdnet-train --print-config``."""
+    if model_cfg.type == "kd_dagfm":
+        d = model_cfg.dagfm
+        teacher = (f"the finished run {d.teacher_run}" if d.teacher_run
+                   else describe(dataclasses.replace(model_cfg, type=d.teacher_type, dagfm=None)))
+        return {"preset": "KD-DAGFM: a DAGFM student distilled from a teacher sharing its embedding",
+                "phases": ["teacher", "distill", "finetune"], "teacher": teacher,
+                "student": f"DAGFM {d.kind}, depth {d.depth}" + (f", states into deep {list(model_cfg.deep_units)}"
+                                                                 if d.deep else ", per-layer sum readout"),
+                "objective": {"distill": f"{d.alpha:g}·bce(student) + {d.beta:g}·mean (sg(z_T) − z_S)² "
+                                         f"[z_T: teacher {d.teacher_output}]; trains the student only",
+                              "finetune": "bce(student); trains the student and the embedding"},
+                "served_outputs": ["prediction"]}
     return {"preset": PRESETS[model_cfg.type].summary,
             "explicit_tower": None if model_cfg.fusion == "none" else model_cfg.tower_kind,
             "implicit_tower": f"deep {list(model_cfg.deep_units)}",

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fsdnet_tf.config import MODEL_TYPES, ConfigError, load_config
+from fsdnet_tf.config import PARALLEL_TYPES, ConfigError, load_config
 from fsdnet_tf.models import build_model, count_parameters
 
 FRAPPE_VOCAB = {"user": 942, "item": 4084, "daytime": 9, "weekday": 9, "isweekend": 4, "homework": 5, "cost": 4,
@@ -23,7 +23,7 @@ HEADS = {"tf4ctr": 3, "tf4ctr_dcnv2": 3, "tf4ctr_fsd": 5}
 
 
 def test_every_preset_has_a_parameter_count():
-    assert set(FRAPPE_PARAMETERS) == set(MODEL_TYPES)
+    assert set(FRAPPE_PARAMETERS) == set(PARALLEL_TYPES)
 
 
 @pytest.mark.parametrize("model_type", sorted(FRAPPE_PARAMETERS))

@@ -29,6 +29,9 @@ def summary(metrics: dict, run_dir: str) -> str:
     for i, (t, v) in enumerate(zip(test["heads"], valid["heads"])):
         name = names[i] + (" (teacher)" if names[i] == teacher else "")
         lines.append(f"  {name:14s} {t['auc']:9.5f} {t['logloss']:8.5f}   {v['auc']:9.5f}")
+    for phase, result in metrics.get("phases", {}).items():
+        lines.append(f"  phase {phase:8s} {result['test']['auc']:9.5f} {result['test']['logloss']:8.5f}   "
+                     f"{result['valid']['auc']:9.5f}" + (f"   ({result['model']})" if "model" in result else ""))
     return "\n".join(lines)
 
 
@@ -52,8 +55,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(dump_config(config) + "# what model.type resolves to\n"
                   + yaml.safe_dump({"resolved": describe(config.model)}, sort_keys=False, allow_unicode=True))
             return 0
+        from fsdnet_tf.training.distillation import KDTrainer
         from fsdnet_tf.training.trainer import Trainer
-        metrics = Trainer(config, args.transform_dir, args.run_dir, progress_bar=not args.no_progress).run()
+        trainer = KDTrainer if config.model.type == "kd_dagfm" else Trainer
+        metrics = trainer(config, args.transform_dir, args.run_dir, progress_bar=not args.no_progress).run()
     except ConfigError as err:
         print(f"fsdnet-train: error: {err}", file=sys.stderr)
         return 2

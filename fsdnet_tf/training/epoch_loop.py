@@ -31,22 +31,31 @@ PROGRESS_EVERY = 5       # steps between progress-bar updates (each one waits fo
 def make_train_step(model, objective: Objective, optimizer, strategy: tf.distribute.Strategy,
                     mixed_precision: bool = False, jit_compile: bool = False):
     """One optimiser step on a global batch: objective + the model's regularisers, clipped Adam."""
-    replicas = strategy.num_replicas_in_sync
-
-    def replica_step(batch):
+    def loss_fn(batch, replicas: int):
         labels = batch[LABEL_KEY]
         features = {f: batch[f] for f in model.fields}
         global_batch = tf.shape(labels)[0] * replicas
+        values = objective(labels, model.named_outputs(features, training=True), global_batch_size=global_batch)
+        regulariser = tf.add_n(model.losses) / replicas if model.losses else tf.zeros([])
+        return {**values.as_dict(), "regulariser": regulariser}, values.total + regulariser
+    return make_step(loss_fn, model.trainable_variables, optimizer, strategy, mixed_precision, jit_compile)
+
+
+def make_step(loss_fn, variables: list, optimizer, strategy: tf.distribute.Strategy,
+              mixed_precision: bool = False, jit_compile: bool = False):
+    """A ``tf.function`` step: ``loss_fn(batch, replicas) -> (logged values, total)`` on each
+    replica, gradients of ``variables`` only, values summed over replicas (plus ``loss``)."""
+    replicas = strategy.num_replicas_in_sync
+
+    def replica_step(batch):
         with tf.GradientTape() as tape:
-            values = objective(labels, model.named_outputs(features, training=True), global_batch_size=global_batch)
-            regulariser = tf.add_n(model.losses) / replicas if model.losses else tf.zeros([])
-            total = values.total + regulariser
+            values, total = loss_fn(batch, replicas)
             scaled = optimizer.get_scaled_loss(total) if mixed_precision else total
-        grads = tape.gradient(scaled, model.trainable_variables)
+        grads = tape.gradient(scaled, variables)
         if mixed_precision:
             grads = optimizer.get_unscaled_gradients(grads)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return {**values.as_dict(), "regulariser": regulariser, "loss": total}
+        optimizer.apply_gradients(zip(grads, variables))
+        return {**values, "loss": total}
 
     if jit_compile:
         replica_step = tf.function(replica_step, jit_compile=True)

@@ -34,7 +34,7 @@ from fsdnet_tf.config import Config, ConfigError, dump_config, load_config, same
 from fsdnet_tf.data.input import TrainInput
 from fsdnet_tf.data.transform_output import TransformDir
 from fsdnet_tf.losses import Objective
-from fsdnet_tf.models import ParallelCTRModel, build_model, count_parameters
+from fsdnet_tf.models import build_model, count_parameters
 from fsdnet_tf.training import devices
 from fsdnet_tf.training.epoch_loop import EpochRunner, make_train_step
 from fsdnet_tf.training.evaluation import SplitEvaluator, predictions
@@ -44,21 +44,26 @@ log = logging.getLogger(__name__)
 
 
 def restore_model(run_dir: str | pathlib.Path, config: Optional[Config] = None,
-                  transform: Optional[TransformDir] = None,
-                  for_serving: bool = False) -> tuple[ParallelCTRModel, Config, TransformDir]:
+                  transform: Optional[TransformDir] = None, for_serving: bool = False,
+                  best_checkpoint: Optional[str] = None) -> tuple[tf_keras.Model, Config, TransformDir]:
     """Rebuild a finished run's model with its best weights (for export and evaluation);
-    ``for_serving`` leaves out the auxiliary heads the served prediction does not read."""
+    ``for_serving`` leaves out the auxiliary heads the served prediction does not read. A
+    KD-DAGFM run gives its student (own embedding, no teacher)."""
     run_dir = pathlib.Path(run_dir)
     metrics_path = run_dir / "metrics.json"
-    if not metrics_path.is_file():
+    if best_checkpoint is None and not metrics_path.is_file():
         raise ConfigError(f"{run_dir} is not a finished training run (no metrics.json)")
     config = config or load_config(str(run_dir / "config.yaml"))
     run_info = json.loads((run_dir / "run.json").read_text())
     transform = transform or TransformDir(run_info["transform_dir"])
     devices.set_precision(False)
-    model = build_model(config.model, transform.contract.fields, transform.vocab_sizes(), seed=config.seed,
-                        for_serving=for_serving)
-    best = json.loads(metrics_path.read_text())["best_checkpoint"]
+    fields, vocab = transform.contract.fields, transform.vocab_sizes()
+    if config.model.type == "kd_dagfm":
+        from fsdnet_tf.models.student import build_student
+        model = build_student(config.model, fields, vocab, seed=config.seed)
+    else:
+        model = build_model(config.model, fields, vocab, seed=config.seed, for_serving=for_serving)
+    best = best_checkpoint or json.loads(metrics_path.read_text())["best_checkpoint"]
     tf.train.Checkpoint(model=model).read(str(run_dir / best)).expect_partial().assert_existing_objects_matched()
     return model, config, transform
 

@@ -1,0 +1,90 @@
+"""DAGFM: field interactions along a DAG over the fields (SPEC_WAVE2 §2.3).
+
+Edges run from field f to field s for f ≤ s (every node has a self-loop), so layer t holds
+every multiset of t + 1 fields exactly once, each with its own factorised weight; h^(t) is
+homogeneous of degree t + 1 in the embeddings. Computed in float32 whatever the policy:
+r^(t) scales as ‖E‖^(t+1), which float16 would flush to zero.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+KINDS = ("inner", "outer")
+
+
+def dag_mask(fields: int) -> np.ndarray:
+    """M[f, s] = 1 iff f ≤ s: the upper triangle with the diagonal."""
+    return np.triu(np.ones((fields, fields), np.float32))
+
+
+class DAGFM(tf_keras.layers.Layer):
+    """E (B, F, D) → (logit (B,), states [h^(0), …, h^(L)] each (B, F, D)).
+
+    h^(0) = C·E with C initialised to the identity; inner: a_s = Σ_f M[f,s] P_t[f,s] ⊙ h_f;
+    outer: a_s = Σ_f M[f,s] ⟨P_t[f,s], h_f⟩ Q_t[f,s]; h_s^(t) = h_s^(0) ⊙ a_s; the logit is a
+    Dense over the per-layer sums r^(t) = Σ_d h^(t).
+    """
+
+    def __init__(self, kind: str, depth: int, **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+        if kind not in KINDS:
+            raise ValueError(f"DAGFM kind {kind!r} is not one of {KINDS}")
+        self.kind, self.depth = kind, depth
+
+    def build(self, input_shape):
+        fields, dim = int(input_shape[1]), int(input_shape[2])
+        self.fields, self.dim = fields, dim
+        self.mask = tf.constant(dag_mask(fields)[:, :, None])
+        # torch's Xavier-normal (gain 1.414) on an (F, F, D) tensor; Keras would compute 3-D fans differently.
+        std = 1.414 / math.sqrt(fields * dim)
+
+        def edges(name: str) -> list[tf.Variable]:
+            # One initializer per tensor: an unseeded Keras initializer repeats its values.
+            return [self.add_weight(f"{name}_{t}", (fields, fields, dim),
+                                    initializer=tf_keras.initializers.RandomNormal(0.0, std))
+                    for t in range(1, self.depth + 1)]
+        self.connect = self.add_weight("connect", (fields, fields), initializer="identity")
+        self.p = edges("p")
+        self.q = edges("q") if self.kind == "outer" else []
+        bound = 1.0 / math.sqrt(fields * (self.depth + 1))   # PyTorch's default Linear init
+        uniform = tf_keras.initializers.RandomUniform(-bound, bound)
+        self.readout = tf_keras.layers.Dense(1, kernel_initializer=uniform,
+                                             bias_initializer=tf_keras.initializers.RandomUniform(-bound, bound),
+                                             dtype="float32", name="readout")
+        self.readout.build((None, fields * (self.depth + 1)))
+        super().build(input_shape)
+
+    def states(self, stacked: tf.Tensor) -> list[tf.Tensor]:
+        stacked = tf.cast(stacked, tf.float32)
+        h0 = tf.einsum("sf,bfd->bsd", self.connect, stacked)
+        states, h = [h0], h0
+        for t in range(self.depth):
+            p = self.p[t] * self.mask
+            if self.kind == "inner":
+                a = tf.einsum("bfd,fsd->bsd", h, p)
+            else:
+                a = tf.einsum("bfs,fsd->bsd", tf.einsum("bfd,fsd->bfs", h, p), self.q[t])
+            h = h0 * a
+            states.append(h)
+        return states
+
+    def layer_sums(self, states: list[tf.Tensor]) -> list[tf.Tensor]:
+        """r^(t) = Σ_d h^(t), each (B, F)."""
+        return [tf.reduce_sum(h, axis=-1) for h in states]
+
+    def call(self, stacked: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        states = self.states(stacked)
+        logit = tf.squeeze(self.readout(tf.concat(self.layer_sums(states), axis=-1)), axis=-1)
+        return logit, states
+
+    def get_config(self):
+        return {**super().get_config(), "kind": self.kind, "depth": self.depth}
+
+
+def interaction_multiply_adds(kind: str, depth: int, fields: int, dim: int) -> int:
+    """Per-example multiply-adds of the interaction part, dense as computed (SPEC_WAVE2 §2.8)."""
+    return (1 if kind == "inner" else 2) * depth * fields * fields * dim

@@ -1,0 +1,216 @@
+"""KD-DAGFM runs: teacher → distill → finetune (SPEC_WAVE2 §2.6).
+
+``teacher``: a finished run directory (``model.dagfm.teacher_run``), or a normal run of
+``model.dagfm.teacher_type`` trained into ``<run_dir>/teacher``. ``distill``: the DAGFM
+student alone learns α·BCE(z_S) + β·mean (sg(z_T) − z_S)², reading the teacher's embedding
+with its gradient stopped; the teacher runs in inference mode on training batches only.
+``finetune``: the student and the embedding, BCE alone, starting from distill's best (which
+competes as epoch 0). Both phases add (l2/2)·Σ‖θ‖² over what they train and have no
+learning-rate schedule. Run directory::
+
+    config.yaml run.json progress.json metrics.json [teacher/]
+    checkpoints/distill/{last,best}  checkpoints/finetune/{last,best}  tensorboard/
+
+``progress.json`` holds each phase's state, so a killed run resumes in its phase and epoch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import pathlib
+import time
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from fsdnet_tf.config import ConfigError, load_config, teacher_config, to_dict
+from fsdnet_tf.data.input import TrainInput
+from fsdnet_tf.data.transform_output import TransformDir
+from fsdnet_tf.features import LABEL_KEY
+from fsdnet_tf.models import count_parameters
+from fsdnet_tf.models.student import STUDENT_HEAD, build_student
+from fsdnet_tf.training.epoch_loop import EpochRunner, make_step
+from fsdnet_tf.training.evaluation import SplitEvaluator, predictions
+from fsdnet_tf.training.phase_loop import PhaseLoop, Schedule, initial_state, log_epoch, write_json_atomic
+from fsdnet_tf.training.trainer import Trainer, restore_model
+
+log = logging.getLogger(__name__)
+
+STUDENT_PHASES = ("distill", "finetune")
+PROBABILITY_CLIP = 1e-7
+
+
+def teacher_logit(teacher, features: dict, output: str) -> tf.Tensor:
+    """The KD target: logit(ŷ) of the served prediction (a one-head model's own logit), or the deepest head's."""
+    out = teacher.named_outputs(features, training=False)
+    heads = teacher.prediction_heads
+    if output == "deepest_head" or len(heads) == 1:
+        return out.logits[heads[-1]]
+    p = tf.clip_by_value(tf.cast(out.prediction, tf.float32), PROBABILITY_CLIP, 1.0 - PROBABILITY_CLIP)
+    return tf.math.log(p) - tf.math.log1p(-p)
+
+
+def check_teacher(teacher_dir: pathlib.Path, transform: TransformDir, embedding_dim: int, output: str) -> None:
+    """The student reads the teacher's tables: same fields in the same order, same width."""
+    if not (teacher_dir / "metrics.json").is_file():
+        raise ConfigError(f"model.dagfm.teacher_run: {teacher_dir} is not a finished training run (no metrics.json)")
+    cfg = load_config(str(teacher_dir / "config.yaml"))
+    if cfg.model.type == "kd_dagfm":
+        raise ConfigError(f"model.dagfm.teacher_run: {teacher_dir} is itself a KD-DAGFM run")
+    run_info = json.loads((teacher_dir / "run.json").read_text())
+    fields = TransformDir(run_info["transform_dir"]).contract.fields
+    if tuple(fields) != tuple(transform.contract.fields):
+        raise ConfigError(f"model.dagfm.teacher_run: the teacher's fields {list(fields)} differ from this "
+                          f"transform's {list(transform.contract.fields)} (the student shares its tables)")
+    if cfg.model.embedding_dim != embedding_dim:
+        raise ConfigError(f"model.embedding_dim: {embedding_dim}, but the teacher in {teacher_dir} embeds at "
+                          f"{cfg.model.embedding_dim}; the student shares its tables, so the widths must be equal")
+    if output == "deepest_head" and cfg.model.readout_kind != "per_layer_heads":
+        raise ConfigError(f"model.dagfm.teacher_output: deepest_head needs per-layer heads, the teacher is "
+                          f"{cfg.model.type}")
+
+
+class KDTrainer(Trainer):
+    """Runs the three phases of a ``kd_dagfm`` config; ``run()`` returns the student's metrics."""
+
+    def run(self) -> dict:
+        progress = self._prepare_run_dir() or {"phases": {}}
+        if progress.get("finished") and (self.write_dir / "metrics.json").exists():
+            log.info("%s already finished", self.run_dir)
+            return json.loads((self.write_dir / "metrics.json").read_text())
+        started = time.perf_counter() - progress.get("seconds", 0.0)
+        d = self.config.model.dagfm
+        self.evaluator = SplitEvaluator(self.transform, self.config.train)
+        teacher_dir = self._teacher_phase()
+        check_teacher(teacher_dir, self.transform, self.config.model.embedding_dim, d.teacher_output)
+        self._writer = tf.summary.create_file_writer(str(self.write_dir / "tensorboard"))
+        for phase in STUDENT_PHASES:
+            state = progress["phases"].get(phase)
+            if state is None or "result" not in state:
+                progress["phases"][phase] = self._student_phase(phase, teacher_dir, state, progress, started)
+        return self._finish_kd(teacher_dir, progress, time.perf_counter() - started)
+
+    # ------------------------------------------------------------------ phases
+    def _teacher_phase(self) -> pathlib.Path:
+        d = self.config.model.dagfm
+        if d.teacher_run:
+            return pathlib.Path(d.teacher_run)
+        teacher_dir = self.run_dir / "teacher"
+        config = dataclasses.replace(self.config, model=teacher_config(self.config.model))
+        log.info("phase teacher: %s into %s", config.model.type, teacher_dir)
+        Trainer(config, str(self.transform.path), str(teacher_dir), self.progress_bar).run()
+        return teacher_dir
+
+    def _student_phase(self, phase: str, teacher_dir: pathlib.Path, state, progress: dict, started: float) -> dict:
+        cfg, d = self.config, self.config.model.dagfm
+        fields, vocab = self.transform.contract.fields, self.transform.vocab_sizes()
+        teacher = None
+        with self.strategy.scope():
+            if phase == "distill":
+                teacher = restore_model(teacher_dir, transform=self.transform)[0]
+                tf_keras.utils.set_random_seed(cfg.seed)
+                student = build_student(cfg.model, fields, vocab, cfg.seed, embedding=teacher.embedding)
+                trainable = student.student_variables
+            else:
+                tf_keras.utils.set_random_seed(cfg.seed)
+                student = build_student(cfg.model, fields, vocab, cfg.seed)
+                trainable = student.trainable_variables
+            optimizer = tf_keras.optimizers.Adam(learning_rate=d.learning_rate)
+            optimizer.build(trainable)
+        schedule = Schedule(d.learning_rate, 1.0, d.learning_rate, d.patience, d.max_epochs, cfg.train.min_delta,
+                            eval_at_start=phase == "finetune")
+        train_input = TrainInput(self.transform, d.batch_size, cfg.seed, cfg.train.in_memory,
+                                 cfg.train.shuffle_buffer, cfg.train.label_noise)
+        step = make_step(self._loss_fn(phase, student, teacher, trainable), trainable, optimizer, self.strategy)
+        keys = ("bce", "kd_mse", "regulariser", "loss") if phase == "distill" else ("bce", "regulariser", "loss")
+        runner = EpochRunner(step, train_input, self.strategy, cfg.train.steps_per_execution, keys)
+        predict = tf.function(lambda features: predictions(student, features))
+
+        def save_state(phase_state: dict) -> None:
+            progress["phases"][phase] = phase_state
+            progress["seconds"] = time.perf_counter() - started
+            write_json_atomic(self.write_dir / "progress.json", progress)
+
+        loop = PhaseLoop(self.write_dir, f"checkpoints/{phase}", student, optimizer, schedule,
+                         lambda epoch, lr: runner.epoch_record(epoch, lr, cfg.train.max_steps_per_epoch,
+                                                               self.progress_bar and self.chief),
+                         lambda: self.evaluator(predict, "valid"), save_state,
+                         lambda record: log_epoch(self._writer, record, prefix=f"{phase}/"))
+        if state is not None:
+            loop.restore_last(state)
+            log.info("resuming phase %s after epoch %d", phase, len(state["epochs"]))
+        else:
+            state = initial_state(schedule)
+            if phase == "finetune":
+                distilled = progress["phases"]["distill"]["best_checkpoint"]
+                tf.train.Checkpoint(model=student).read(
+                    str(self.write_dir / distilled)).assert_existing_objects_matched()
+            else:
+                state["layer_mean_abs_r"] = self._log_layer_scale(student)
+        log.info("phase %s: %s student, %d trainable variables", phase, d.kind, len(trainable))
+        state = loop.run(state)
+        loop.restore_best(state)
+        state["result"] = {split: self.evaluator(predict, split) for split in ("valid", "test")}
+        save_state(state)
+        return state
+
+    def _loss_fn(self, phase: str, student, teacher, trainable: list):
+        d = self.config.model.dagfm
+        distill = phase == "distill"
+
+        def loss_fn(batch, replicas: int):
+            labels = tf.cast(batch[LABEL_KEY], tf.float32)
+            features = {f: batch[f] for f in student.fields}
+            global_batch = tf.cast(tf.shape(labels)[0] * replicas, tf.float32)
+            z_s = student.named_outputs(features, training=True, freeze_embedding=distill).logits[STUDENT_HEAD]
+            bce = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=z_s)) / global_batch
+            regulariser = d.l2 / 2.0 * tf.add_n([tf.reduce_sum(tf.square(v)) for v in trainable]) / replicas
+            if not distill:
+                return {"bce": bce, "regulariser": regulariser}, bce + regulariser
+            z_t = tf.stop_gradient(teacher_logit(teacher, features, d.teacher_output))
+            kd = tf.reduce_sum(tf.square(z_t - z_s)) / global_batch
+            return ({"bce": bce, "kd_mse": kd, "regulariser": regulariser},
+                    d.alpha * bce + d.beta * kd + regulariser)
+        return loss_fn
+
+    def _log_layer_scale(self, student) -> list[float]:
+        """mean |r^(t)| per DAGFM layer on a valid batch: r^(t) scales as ‖E‖^(t+1) (SPEC_WAVE2 §2.3)."""
+        batch = next(iter(self.evaluator.dataset("valid")))
+        reps = student.named_outputs({f: batch[f] for f in student.fields}, training=False).reps
+        scale = [float(np.mean(np.abs(reps[f"dagfm/{t}"].numpy()))) for t in range(student.cfg.dagfm.depth + 1)]
+        log.info("distill starts: mean |r^(t)| per layer %s", ", ".join(f"{v:.3g}" for v in scale))
+        return scale
+
+    # ------------------------------------------------------------------ result
+    def _finish_kd(self, teacher_dir: pathlib.Path, progress: dict, seconds: float) -> dict:
+        teacher_metrics = json.loads((teacher_dir / "metrics.json").read_text())
+        phases = progress["phases"]
+        final = phases["finetune"]
+        student = restore_model(self.write_dir, self.config, self.transform, best_checkpoint=final["best_checkpoint"])[0]
+        epochs = [dict(e, phase=p) for p in STUDENT_PHASES for e in phases[p]["epochs"]]
+        train_seconds = sum(e["train_seconds"] for e in epochs)
+        examples = sum(e["train_examples_per_second"] * e["train_seconds"] for e in epochs)
+        metrics = {
+            "model": "kd_dagfm", "dataset": self.config.dataset.name, "seed": self.config.seed,
+            "test": final["result"]["test"], "valid": final["result"]["valid"],
+            "best_epoch": final["best_epoch"], "best_checkpoint": final["best_checkpoint"], "epochs": epochs,
+            "train_examples_per_second": round(examples / max(train_seconds, 1e-9), 1),
+            "seconds": round(seconds, 2), "replicas": self.strategy.num_replicas_in_sync,
+            "parameters": count_parameters(student), "head_names": [STUDENT_HEAD],
+            "interaction_multiply_adds": student.interaction_multiply_adds(),
+            "phases": {
+                "teacher": {"run_dir": str(teacher_dir.resolve()), "model": teacher_metrics["model"],
+                            "test": teacher_metrics["test"], "valid": teacher_metrics["valid"],
+                            "parameters": teacher_metrics["parameters"]},
+                **{p: {"best_epoch": phases[p]["best_epoch"], "epochs": len(phases[p]["epochs"]),
+                       "best_checkpoint": phases[p]["best_checkpoint"], **phases[p]["result"]}
+                   for p in STUDENT_PHASES}},
+            "config": to_dict(self.config)}
+        metrics["phases"]["distill"]["layer_mean_abs_r"] = phases["distill"].get("layer_mean_abs_r")
+        write_json_atomic(self.write_dir / "metrics.json", metrics)
+        progress["finished"] = True
+        write_json_atomic(self.write_dir / "progress.json", progress)
+        return metrics
+
