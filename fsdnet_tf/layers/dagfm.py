@@ -8,6 +8,7 @@ r^(t) scales as ‖E‖^(t+1), which float16 would flush to zero.
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -29,11 +30,11 @@ class DAGFM(tf_keras.layers.Layer):
     Dense over the per-layer sums r^(t) = Σ_d h^(t).
     """
 
-    def __init__(self, kind: str, depth: int, **kwargs):
+    def __init__(self, kind: str, depth: int, readout: bool = True, **kwargs):
         super().__init__(dtype="float32", **kwargs)
         if kind not in KINDS:
             raise ValueError(f"DAGFM kind {kind!r} is not one of {KINDS}")
-        self.kind, self.depth = kind, depth
+        self.kind, self.depth, self.with_readout = kind, depth, readout
 
     def build(self, input_shape):
         fields, dim = int(input_shape[1]), int(input_shape[2])
@@ -50,12 +51,12 @@ class DAGFM(tf_keras.layers.Layer):
         self.connect = self.add_weight("connect", (fields, fields), initializer="identity")
         self.p = edges("p")
         self.q = edges("q") if self.kind == "outer" else []
-        bound = 1.0 / math.sqrt(fields * (self.depth + 1))   # PyTorch's default Linear init
-        uniform = tf_keras.initializers.RandomUniform(-bound, bound)
-        self.readout = tf_keras.layers.Dense(1, kernel_initializer=uniform,
-                                             bias_initializer=tf_keras.initializers.RandomUniform(-bound, bound),
-                                             dtype="float32", name="readout")
-        self.readout.build((None, fields * (self.depth + 1)))
+        if self.with_readout:
+            bound = 1.0 / math.sqrt(fields * (self.depth + 1))   # PyTorch's default Linear init
+            self.readout = tf_keras.layers.Dense(1, kernel_initializer=tf_keras.initializers.RandomUniform(-bound, bound),
+                                                 bias_initializer=tf_keras.initializers.RandomUniform(-bound, bound),
+                                                 dtype="float32", name="readout")
+            self.readout.build((None, fields * (self.depth + 1)))
         super().build(input_shape)
 
     def states(self, stacked: tf.Tensor) -> list[tf.Tensor]:
@@ -76,13 +77,16 @@ class DAGFM(tf_keras.layers.Layer):
         """r^(t) = Σ_d h^(t), each (B, F)."""
         return [tf.reduce_sum(h, axis=-1) for h in states]
 
-    def call(self, stacked: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
+    def call(self, stacked: tf.Tensor) -> tuple[Optional[tf.Tensor], list[tf.Tensor]]:
+        """(logit, states); the logit is None for a layer built without its readout (KD-DAGFM+)."""
         states = self.states(stacked)
+        if not self.with_readout:
+            return None, states
         logit = tf.squeeze(self.readout(tf.concat(self.layer_sums(states), axis=-1)), axis=-1)
         return logit, states
 
     def get_config(self):
-        return {**super().get_config(), "kind": self.kind, "depth": self.depth}
+        return {**super().get_config(), "kind": self.kind, "depth": self.depth, "readout": self.with_readout}
 
 
 def interaction_multiply_adds(kind: str, depth: int, fields: int, dim: int) -> int:

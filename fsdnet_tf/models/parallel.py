@@ -161,7 +161,9 @@ class ParallelCTRModel(tf_keras.Model):
         if self.auxiliary_heads:
             logits.update(easy=branch_logits[0], hard=branch_logits[1])
         probabilities = tf.sigmoid(tf.stack([logits[name] for name in self.prediction_heads], axis=-1))
-        alternatives = {"teacher_head": probabilities[:, -1]} if self.readout == "per_layer_heads" else {}
+        # From the deepest logit alone, so a teacher-head export computes none of the other heads.
+        alternatives = ({"teacher_head": tf.sigmoid(logits[self.prediction_heads[-1]])}
+                        if self.readout == "per_layer_heads" else {})
         return ModelOutputs(logits, reps, tf.reduce_mean(probabilities, axis=-1), alternatives)
 
     def training_outputs(self, features: dict, training: Optional[bool] = None) -> TrainingOutputs:

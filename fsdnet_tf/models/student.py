@@ -33,7 +33,7 @@ class DAGFMStudent(tf_keras.Model):
         # carries no regulariser of its own (a shared teacher table keeps the teacher's, unused here).
         self.embedding = embedding or FieldEmbedding(self.fields, vocab_sizes, cfg.embedding_dim, 0.0,
                                                      name="embedding")
-        self.dagfm = DAGFM(d.kind, d.depth, name="dagfm")
+        self.dagfm = DAGFM(d.kind, d.depth, readout=not d.deep, name="dagfm")
         if d.deep:
             self.deep = DeepTower(cfg.deep_units, cfg.dropout, cfg.batch_norm, seed=seed, name="deep")
             self.deep_logit = tf_keras.layers.Dense(1, kernel_initializer=glorot_normal(), dtype="float32",
