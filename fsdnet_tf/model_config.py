@@ -56,7 +56,9 @@ class DAGFMConfig:
     """KD-DAGFM (SPEC_WAVE2 §2): a DAGFM student distilled from a teacher that shares its embedding.
 
     The teacher is a finished run directory (``teacher_run``) or is trained in the run's own
-    ``teacher`` phase as ``teacher_type`` with the flat model keys. ``teacher_output``: the
+    ``teacher`` phase as ``teacher_type`` with the flat model keys; ``none`` trains the student
+    and its own embedding from scratch with BCE (one phase ``train``: the no-distillation
+    baseline). ``teacher_output``: the
     KD target is logit(ŷ) of the teacher's served prediction, or its deepest head's logit.
     The ``distill`` phase (student only) minimises α·BCE + β·mean over the batch of
     (z_T − z_S)²; ``finetune`` (student and embedding) BCE alone. Both add (l2/2)·Σ‖θ‖² over
@@ -69,7 +71,7 @@ class DAGFMConfig:
     deep: bool = False
     alpha: float = 0.1
     beta: float = 921.6
-    teacher_type: Literal[PARALLEL_TYPES] = "fsdnet"
+    teacher_type: Literal[PARALLEL_TYPES + ("none",)] = "fsdnet"
     teacher_run: Optional[str] = None
     teacher_output: Literal["served", "deepest_head"] = "served"
     learning_rate: float = 3e-3
@@ -214,6 +216,10 @@ def _validate_kd_dagfm(m: ModelConfig) -> ModelConfig:
         raise ConfigError("model.dagfm.learning_rate must be > 0 and model.dagfm.l2 >= 0")
     if d.batch_size < 1 or d.patience < 1 or d.max_epochs < 1:
         raise ConfigError("model.dagfm.batch_size / patience / max_epochs: must be >= 1")
+    if d.teacher_type == "none":
+        if d.teacher_run is not None:
+            raise ConfigError("model.dagfm.teacher_run: set, but model.dagfm.teacher_type is none (no teacher)")
+        return dataclasses.replace(m, dagfm=d)
     teacher = validate_model(teacher_config(dataclasses.replace(m, dagfm=d)))
     if d.teacher_output == "deepest_head" and teacher.readout_kind != "per_layer_heads" and d.teacher_run is None:
         raise ConfigError(f"model.dagfm.teacher_output: deepest_head needs a teacher with per-layer heads, "

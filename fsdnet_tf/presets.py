@@ -143,10 +143,14 @@ def describe(model_cfg) -> dict:
     """What a resolved model config builds, for ``fsdnet-train --print-config``."""
     if model_cfg.type == "kd_dagfm":
         d = model_cfg.dagfm
-        teacher = (f"the finished run {d.teacher_run}" if d.teacher_run
-                   else describe(dataclasses.replace(model_cfg, type=d.teacher_type, dagfm=None)))
+        if d.teacher_type == "none":
+            teacher = None
+        elif d.teacher_run:
+            teacher = f"the finished run {d.teacher_run}"
+        else:
+            teacher = describe(dataclasses.replace(model_cfg, type=d.teacher_type, dagfm=None))
         return {"preset": "KD-DAGFM: a DAGFM student distilled from a teacher sharing its embedding",
-                "phases": ["teacher", "distill", "finetune"], "teacher": teacher,
+                "phases": ["train"] if teacher is None else ["teacher", "distill", "finetune"], "teacher": teacher,
                 "student": f"DAGFM {d.kind}, depth {d.depth}" + (f", states into deep {list(model_cfg.deep_units)}"
                                                                  if d.deep else ", per-layer sum readout"),
                 "objective": {"distill": f"{d.alpha:g}·bce(student) + {d.beta:g}·mean (sg(z_T) − z_S)² "

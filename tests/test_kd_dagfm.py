@@ -143,3 +143,13 @@ def test_the_teacher_phase_trains_a_teacher_in_the_run_directory(synthetic_trans
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["phases"]["teacher"]["model"] == "dcnv2"
     assert (tmp_path / "run" / "teacher" / "metrics.json").is_file()
+
+
+def test_without_a_teacher_the_student_trains_from_scratch(synthetic_transform, tmp_path):
+    from fsdnet_tf.training.distillation import KDTrainer
+    cfg = load_config("synthetic", KD + ["model.dagfm.teacher_type=none"])
+    metrics = KDTrainer(cfg, str(synthetic_transform), str(tmp_path / "run"), progress_bar=False).run()
+    assert list(metrics["phases"]) == ["train"] and not (tmp_path / "run" / "teacher").exists()
+    assert metrics["best_checkpoint"].startswith("checkpoints/train/best/") and metrics["test"]["auc"] > 0.5
+    with pytest.raises(ConfigError, match="model.dagfm.teacher_run: set, but model.dagfm.teacher_type is none"):
+        load_config("synthetic", KD + ["model.dagfm.teacher_type=none", "model.dagfm.teacher_run=/x"])

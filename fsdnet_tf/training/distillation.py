@@ -5,7 +5,8 @@
 student alone learns α·BCE(z_S) + β·mean (sg(z_T) − z_S)², reading the teacher's embedding
 with its gradient stopped; the teacher runs in inference mode on training batches only.
 ``finetune``: the student and the embedding, BCE alone, starting from distill's best (which
-competes as epoch 0). Both phases add (l2/2)·Σ‖θ‖² over what they train and have no
+competes as epoch 0). Without a teacher (``teacher_type: none``) one phase, ``train``, fits
+the student and a fresh embedding with BCE: the no-distillation baseline. Both phases add (l2/2)·Σ‖θ‖² over what they train and have no
 learning-rate schedule. Run directory::
 
     config.yaml run.json progress.json metrics.json [teacher/]
@@ -20,6 +21,7 @@ import json
 import logging
 import pathlib
 import time
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -38,7 +40,8 @@ from fsdnet_tf.training.trainer import Trainer, restore_model
 
 log = logging.getLogger(__name__)
 
-STUDENT_PHASES = ("distill", "finetune")
+def student_phases(dagfm) -> tuple[str, ...]:
+    return ("train",) if dagfm.teacher_type == "none" else ("distill", "finetune")
 PROBABILITY_CLIP = 1e-7
 
 
@@ -84,17 +87,20 @@ class KDTrainer(Trainer):
         d = self.config.model.dagfm
         self.evaluator = SplitEvaluator(self.transform, self.config.train)
         teacher_dir = self._teacher_phase()
-        check_teacher(teacher_dir, self.transform, self.config.model.embedding_dim, d.teacher_output)
+        if teacher_dir is not None:
+            check_teacher(teacher_dir, self.transform, self.config.model.embedding_dim, d.teacher_output)
         self._writer = tf.summary.create_file_writer(str(self.write_dir / "tensorboard"))
-        for phase in STUDENT_PHASES:
+        for phase in student_phases(d):
             state = progress["phases"].get(phase)
             if state is None or "result" not in state:
                 progress["phases"][phase] = self._student_phase(phase, teacher_dir, state, progress, started)
         return self._finish_kd(teacher_dir, progress, time.perf_counter() - started)
 
     # ------------------------------------------------------------------ phases
-    def _teacher_phase(self) -> pathlib.Path:
+    def _teacher_phase(self) -> Optional[pathlib.Path]:
         d = self.config.model.dagfm
+        if d.teacher_type == "none":
+            return None
         if d.teacher_run:
             return pathlib.Path(d.teacher_run)
         teacher_dir = self.run_dir / "teacher"
@@ -103,7 +109,8 @@ class KDTrainer(Trainer):
         Trainer(config, str(self.transform.path), str(teacher_dir), self.progress_bar).run()
         return teacher_dir
 
-    def _student_phase(self, phase: str, teacher_dir: pathlib.Path, state, progress: dict, started: float) -> dict:
+    def _student_phase(self, phase: str, teacher_dir: Optional[pathlib.Path], state, progress: dict,
+                       started: float) -> dict:
         cfg, d = self.config, self.config.model.dagfm
         fields, vocab = self.transform.contract.fields, self.transform.vocab_sizes()
         teacher = None
@@ -113,7 +120,7 @@ class KDTrainer(Trainer):
                 tf_keras.utils.set_random_seed(cfg.seed)
                 student = build_student(cfg.model, fields, vocab, cfg.seed, embedding=teacher.embedding)
                 trainable = student.student_variables
-            else:
+            else:       # finetune from distill's best; train (no teacher) from the initial weights
                 tf_keras.utils.set_random_seed(cfg.seed)
                 student = build_student(cfg.model, fields, vocab, cfg.seed)
                 trainable = student.trainable_variables
@@ -147,7 +154,7 @@ class KDTrainer(Trainer):
                 distilled = progress["phases"]["distill"]["best_checkpoint"]
                 tf.train.Checkpoint(model=student).read(
                     str(self.write_dir / distilled)).assert_existing_objects_matched()
-            else:
+            elif phase == "distill":
                 state["layer_mean_abs_r"] = self._log_layer_scale(student)
         log.info("phase %s: %s student, %d trainable variables", phase, d.kind, len(trainable))
         state = loop.run(state)
@@ -184,12 +191,11 @@ class KDTrainer(Trainer):
         return scale
 
     # ------------------------------------------------------------------ result
-    def _finish_kd(self, teacher_dir: pathlib.Path, progress: dict, seconds: float) -> dict:
-        teacher_metrics = json.loads((teacher_dir / "metrics.json").read_text())
-        phases = progress["phases"]
-        final = phases["finetune"]
+    def _finish_kd(self, teacher_dir: Optional[pathlib.Path], progress: dict, seconds: float) -> dict:
+        phases, names = progress["phases"], student_phases(self.config.model.dagfm)
+        final = phases[names[-1]]
         student = restore_model(self.write_dir, self.config, self.transform, best_checkpoint=final["best_checkpoint"])[0]
-        epochs = [dict(e, phase=p) for p in STUDENT_PHASES for e in phases[p]["epochs"]]
+        epochs = [dict(e, phase=p) for p in names for e in phases[p]["epochs"]]
         train_seconds = sum(e["train_seconds"] for e in epochs)
         examples = sum(e["train_examples_per_second"] * e["train_seconds"] for e in epochs)
         metrics = {
@@ -200,15 +206,15 @@ class KDTrainer(Trainer):
             "seconds": round(seconds, 2), "replicas": self.strategy.num_replicas_in_sync,
             "parameters": count_parameters(student), "head_names": [STUDENT_HEAD],
             "interaction_multiply_adds": student.interaction_multiply_adds(),
-            "phases": {
-                "teacher": {"run_dir": str(teacher_dir.resolve()), "model": teacher_metrics["model"],
-                            "test": teacher_metrics["test"], "valid": teacher_metrics["valid"],
-                            "parameters": teacher_metrics["parameters"]},
-                **{p: {"best_epoch": phases[p]["best_epoch"], "epochs": len(phases[p]["epochs"]),
-                       "best_checkpoint": phases[p]["best_checkpoint"], **phases[p]["result"]}
-                   for p in STUDENT_PHASES}},
+            "phases": {p: {"best_epoch": phases[p]["best_epoch"], "epochs": len(phases[p]["epochs"]),
+                           "best_checkpoint": phases[p]["best_checkpoint"], **phases[p]["result"]} for p in names},
             "config": to_dict(self.config)}
-        metrics["phases"]["distill"]["layer_mean_abs_r"] = phases["distill"].get("layer_mean_abs_r")
+        if teacher_dir is not None:
+            teacher = json.loads((teacher_dir / "metrics.json").read_text())
+            metrics["phases"] = {"teacher": {"run_dir": str(teacher_dir.resolve()), "model": teacher["model"],
+                                             "test": teacher["test"], "valid": teacher["valid"],
+                                             "parameters": teacher["parameters"]}, **metrics["phases"]}
+            metrics["phases"]["distill"]["layer_mean_abs_r"] = phases["distill"].get("layer_mean_abs_r")
         write_json_atomic(self.write_dir / "metrics.json", metrics)
         progress["finished"] = True
         write_json_atomic(self.write_dir / "progress.json", progress)
