@@ -34,5 +34,6 @@ setup(
         "fsdnet-serve=serving.server:main",
         "fsdnet-score=serving.client:main",
         "fsdnet-demo=serving.demo:main",
+        "fsdnet-menu=serving.menu:main",
     ]},
 )

@@ -7,14 +7,13 @@ For each batch size the same serialized tf.Examples are scored through gRPC Pred
 in this process two ways: the SavedModel's serving_default signature called eagerly, and
 the server's own runtime (Session::Run on the signature, see serving.server.SignatureRunner).
 The faster of the two at each batch size is the floor the gRPC figures are set against.
-Each figure follows WARMUP_CALLS untimed calls; a p99 rests on its worst 1 % of calls,
-so batches 1 and 64 take ``--repeats`` samples (2000: the p99 is the 20th-worst call)
-and batch 1024 a fifth of that. The paths alternate in ROUNDS blocks, so that all see the
-same machine: on a shared machine speed drifts over seconds.
+Timing as in :mod:`serving.latency` (warm-up calls, paths alternating in blocks); a p99
+rests on its worst 1 % of calls, so batches 1 and 64 take ``--repeats`` samples (2000: the
+p99 is the 20th-worst call) and batch 1024 a fifth of that.
 
 Sustained throughput at batch 1024: CONCURRENCY client threads each send requests back to
-back for SUSTAIN_SECONDS (one in-process thread per client thread calling the floor), in
-alternating rounds; a server's examples/s is its best over those levels, as a load test
+back for 2 s (one in-process thread per client thread calling the floor), in alternating
+rounds; a server's examples/s is its best over those levels, as a load test
 would find it. Sequential examples/s (batch / median latency) are reported too.
 """
 from fsdnet_tf import _env  # noqa: F401
@@ -22,77 +21,18 @@ from fsdnet_tf import _env  # noqa: F401
 import argparse
 import json
 import pathlib
-import socket
-import subprocess
 import sys
-import threading
-import time
 
 import numpy as np
 import tensorflow as tf
 
 from fsdnet_tf import features as names
 from serving.client import ScoringClient
+from serving.latency import newest_version, percentiles, running_server, sustained, time_interleaved
 from serving.server import SignatureRunner
 
 
-WARMUP_CALLS = 50
-ROUNDS = 10
 CONCURRENCY = (1, 2, 4)
-SUSTAIN_SECONDS = 2.0
-SUSTAIN_ROUNDS = 3
-
-
-def percentiles(samples):
-    ms = np.array(samples) * 1000
-    return {f"p{q}_ms": round(float(np.percentile(ms, q)), 3) for q in (50, 90, 99)}
-
-
-def time_interleaved(calls: dict, repeats: int) -> dict:
-    """Per call name, ``repeats`` latencies in seconds, taken in ROUNDS alternating blocks."""
-    for call in calls.values():
-        for _ in range(WARMUP_CALLS):
-            call()
-    samples = {name: [] for name in calls}
-    for _ in range(ROUNDS):
-        for name, call in calls.items():
-            for _ in range(repeats // ROUNDS):
-                started = time.perf_counter()
-                call()
-                samples[name].append(time.perf_counter() - started)
-    return samples
-
-
-def sustained_examples_per_second(call, threads: int, batch: int) -> float:
-    done = [0] * threads
-    stop = time.perf_counter() + SUSTAIN_SECONDS
-
-    def worker(index):
-        while time.perf_counter() < stop:
-            call()
-            done[index] += 1
-    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    started = time.perf_counter()
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    return sum(done) * batch / (time.perf_counter() - started)
-
-
-def sustained(calls: dict, batch: int) -> dict:
-    """Per call name and concurrency, the median examples/s over SUSTAIN_ROUNDS alternating rounds."""
-    rates = {name: {c: [] for c in CONCURRENCY} for name in calls}
-    for _ in range(SUSTAIN_ROUNDS):
-        for threads in CONCURRENCY:
-            for name, call in calls.items():
-                rates[name][threads].append(sustained_examples_per_second(call, threads, batch))
-    return {name: {f"threads_{c}": round(float(np.median(r))) for c, r in by_level.items()}
-            for name, by_level in rates.items()}
-
-
-def newest_version(base: pathlib.Path) -> pathlib.Path:
-    return max((p for p in base.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
 
 
 def main() -> int:
@@ -103,16 +43,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2000)
     args = parser.parse_args()
     rows = [json.loads(line) for line in pathlib.Path(args.rows).read_text().splitlines()]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "serving.server", "--model-base-path", args.model_base_path,
-                               "--model-name", args.model_name, "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        for line in server.stdout:
-            if line.startswith("READY"):
-                break
+    with running_server(args.model_base_path, args.model_name) as port:
         version = newest_version(pathlib.Path(args.model_base_path))
         serve = tf.saved_model.load(str(version)).signatures[names.PREDICT_SIGNATURE]
         runner = SignatureRunner(version)
@@ -140,16 +71,13 @@ def main() -> int:
             results["grpc_over_in_process_at_1024"] = round(
                 big["grpc"]["examples_per_second"] / big[big["floor"]]["examples_per_second"], 3)
             floor_call = calls[big["floor"]]
-            rates = sustained({"grpc": calls["grpc"], "in_process": floor_call}, 1024)
+            rates = sustained({"grpc": calls["grpc"], "in_process": floor_call}, 1024, CONCURRENCY)
             best = {name: max(levels.values()) for name, levels in rates.items()}
             results["sustained_at_1024"] = {**rates, "best_examples_per_second": best,
                                             "grpc_over_in_process": round(best["grpc"] / best["in_process"], 3)}
         description = json.loads((version / "assets.extra" / "fsdnet_model.json").read_text())
         results["model"] = {k: description[k] for k in ("model", "output", "test")}
         print(json.dumps(results, indent=2))
-    finally:
-        server.terminate()
-        server.wait(30)
     return 0
 
 

@@ -8,17 +8,12 @@ from __future__ import annotations
 import argparse
 import pathlib
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from typing import Optional
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from serving.latency import free_port
 
 
 def step(title: str, command: list[str]) -> None:
