@@ -62,8 +62,9 @@ class DAGFMConfig:
     KD target is logit(ŷ) of the teacher's served prediction, or its deepest head's logit.
     The ``distill`` phase (student only) minimises α·BCE + β·mean over the batch of
     (z_T − z_S)²; ``finetune`` (student and embedding) BCE alone. Both add (l2/2)·Σ‖θ‖² over
-    their trainable variables and run at ``learning_rate`` / ``batch_size`` with no schedule,
-    stopping after ``patience`` epochs without a better valid AUC. ``deep``: KD-DAGFM+, the
+    their trainable variables and run at ``learning_rate`` (``finetune_learning_rate`` for
+    finetune when set) / ``batch_size`` with no schedule, stopping after ``patience`` epochs
+    without a better valid AUC. ``deep``: KD-DAGFM+, the
     states summed into a deep tower of ``model.deep_units`` instead of the per-layer readout.
     """
     kind: Literal["inner", "outer"] = "outer"
@@ -75,6 +76,7 @@ class DAGFMConfig:
     teacher_run: Optional[str] = None
     teacher_output: Literal["served", "deepest_head"] = "served"
     learning_rate: float = 3e-3
+    finetune_learning_rate: Optional[float] = None
     l2: float = 1e-6
     batch_size: int = 1024
     patience: int = 10
@@ -212,8 +214,8 @@ def _validate_kd_dagfm(m: ModelConfig) -> ModelConfig:
         raise ConfigError("model.dagfm.depth: must be >= 1")
     if d.alpha < 0 or d.beta < 0 or d.alpha + d.beta == 0:
         raise ConfigError("model.dagfm.alpha / model.dagfm.beta: must be >= 0 and not both 0")
-    if d.learning_rate <= 0 or d.l2 < 0:
-        raise ConfigError("model.dagfm.learning_rate must be > 0 and model.dagfm.l2 >= 0")
+    if d.learning_rate <= 0 or d.l2 < 0 or (d.finetune_learning_rate is not None and d.finetune_learning_rate <= 0):
+        raise ConfigError("model.dagfm.learning_rate / finetune_learning_rate must be > 0 and model.dagfm.l2 >= 0")
     if d.batch_size < 1 or d.patience < 1 or d.max_epochs < 1:
         raise ConfigError("model.dagfm.batch_size / patience / max_epochs: must be >= 1")
     if d.teacher_type == "none":

@@ -58,3 +58,11 @@ def test_execution_only_settings_do_not_make_another_experiment():
     base = load_config("frappe")
     assert same_experiment(base, load_config("frappe", ["train.steps_per_execution=10"]))
     assert not same_experiment(base, load_config("frappe", ["train.batch_size=4096"]))
+
+
+def test_scientific_notation_without_a_dot_is_a_number():
+    cfg = load_config("frappe", ["train.learning_rate=1e-4", "model.type=kd_dagfm",
+                                 "model.dagfm.finetune_learning_rate=2E-5"])
+    assert cfg.train.learning_rate == 1e-4 and cfg.model.dagfm.finetune_learning_rate == 2e-5
+    with pytest.raises(ConfigError, match="train.learning_rate: expected a number, got 'fast'"):
+        load_config("frappe", ["train.learning_rate=fast"])

@@ -124,9 +124,10 @@ class KDTrainer(Trainer):
                 tf_keras.utils.set_random_seed(cfg.seed)
                 student = build_student(cfg.model, fields, vocab, cfg.seed)
                 trainable = student.trainable_variables
-            optimizer = tf_keras.optimizers.Adam(learning_rate=d.learning_rate)
+            learning_rate = (d.finetune_learning_rate or d.learning_rate) if phase == "finetune" else d.learning_rate
+            optimizer = tf_keras.optimizers.Adam(learning_rate=learning_rate)
             optimizer.build(trainable)
-        schedule = Schedule(d.learning_rate, 1.0, d.learning_rate, d.patience, d.max_epochs, cfg.train.min_delta,
+        schedule = Schedule(learning_rate, 1.0, learning_rate, d.patience, d.max_epochs, cfg.train.min_delta,
                             eval_at_start=phase == "finetune")
         train_input = TrainInput(self.transform, d.batch_size, cfg.seed, cfg.train.in_memory,
                                  cfg.train.shuffle_buffer, cfg.train.label_noise)
