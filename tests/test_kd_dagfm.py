@@ -153,3 +153,20 @@ def test_without_a_teacher_the_student_trains_from_scratch(synthetic_transform, 
     assert metrics["best_checkpoint"].startswith("checkpoints/train/best/") and metrics["test"]["auc"] > 0.5
     with pytest.raises(ConfigError, match="model.dagfm.teacher_run: set, but model.dagfm.teacher_type is none"):
         load_config("synthetic", KD + ["model.dagfm.teacher_type=none", "model.dagfm.teacher_run=/x"])
+
+
+def test_teacher_logits_computed_once_equal_the_per_batch_teacher(trained_run, synthetic_transform):
+    from fsdnet_tf.data.input import TrainInput
+    from fsdnet_tf.data.transform_output import TransformDir
+    from fsdnet_tf.training import restore_model
+    from fsdnet_tf.training.distillation import KDTrainer, teacher_logit
+    cfg = load_config("synthetic", KD + [f"model.dagfm.teacher_run={trained_run[0]}"])
+    transform = TransformDir(str(synthetic_transform))
+    teacher = restore_model(trained_run[0], transform=transform)[0]
+    train_input = TrainInput(transform, 1024, 1, True, 1000, 0.0)
+    trainer = KDTrainer(cfg, str(synthetic_transform), "/nonexistent", progress_bar=False)
+    once = trainer._teacher_logits(teacher, train_input)
+    rows = tf.constant([5, 17, 4000, train_input.num_examples - 1], tf.int64)
+    per_batch = teacher_logit(teacher, train_input.gather(rows), "served").numpy()
+    np.testing.assert_allclose(once[rows.numpy()], per_batch, rtol=1e-5, atol=1e-6)
+    assert once.shape == (train_input.num_examples,)

@@ -73,6 +73,15 @@ class TrainInput:
                 raise ValueError("train.label_noise needs train.in_memory: true")
             self.num_examples = transform.stats["splits"]["train"]["written"]
 
+    def add_column(self, name: str, values: np.ndarray) -> None:
+        """One more per-row training column (in memory), gathered into every batch as ``name``."""
+        if not self.in_memory:
+            raise ValueError("extra training columns need train.in_memory: true")
+        if len(values) != self.num_examples:
+            raise ValueError(f"column {name!r} has {len(values)} rows, the training split {self.num_examples}")
+        with tf.init_scope(), tf.device("/cpu:0"):
+            self.columns[name] = tf.Variable(values, trainable=False, name=f"train_{name}")
+
     def steps_per_epoch(self, max_steps: Optional[int] = None) -> int:
         """Batches in an epoch (the last may be short), at most ``max_steps``."""
         steps = -(-self.num_examples // self.batch_size)

@@ -3,7 +3,8 @@
 ``teacher``: a finished run directory (``model.dagfm.teacher_run``), or a normal run of
 ``model.dagfm.teacher_type`` trained into ``<run_dir>/teacher``. ``distill``: the DAGFM
 student alone learns α·BCE(z_S) + β·mean (sg(z_T) − z_S)², reading the teacher's embedding
-with its gradient stopped; the teacher runs in inference mode on training batches only.
+with its gradient stopped; the teacher, in inference mode, scores the training rows once
+(in memory; per batch when streaming) and never sees valid or test.
 ``finetune``: the student and the embedding, BCE alone, starting from distill's best (which
 competes as epoch 0). Without a teacher (``teacher_type: none``) one phase, ``train``, fits
 the student and a fresh embedding with BCE: the no-distillation baseline. Both phases add (l2/2)·Σ‖θ‖² over what they train and have no
@@ -39,6 +40,9 @@ from fsdnet_tf.training.phase_loop import PhaseLoop, Schedule, initial_state, lo
 from fsdnet_tf.training.trainer import Trainer, restore_model
 
 log = logging.getLogger(__name__)
+
+TEACHER_LOGIT = "teacher_logit"
+
 
 def student_phases(dagfm) -> tuple[str, ...]:
     return ("train",) if dagfm.teacher_type == "none" else ("distill", "finetune")
@@ -131,6 +135,8 @@ class KDTrainer(Trainer):
                             eval_at_start=phase == "finetune")
         train_input = TrainInput(self.transform, d.batch_size, cfg.seed, cfg.train.in_memory,
                                  cfg.train.shuffle_buffer, cfg.train.label_noise)
+        if teacher is not None and train_input.in_memory:
+            train_input.add_column(TEACHER_LOGIT, self._teacher_logits(teacher, train_input))
         step = make_step(self._loss_fn(phase, student, teacher, trainable), trainable, optimizer, self.strategy)
         keys = ("bce", "kd_mse", "regulariser", "loss") if phase == "distill" else ("bce", "regulariser", "loss")
         runner = EpochRunner(step, train_input, self.strategy, cfg.train.steps_per_execution, keys)
@@ -177,11 +183,24 @@ class KDTrainer(Trainer):
             regulariser = d.l2 / 2.0 * tf.add_n([tf.reduce_sum(tf.square(v)) for v in trainable]) / replicas
             if not distill:
                 return {"bce": bce, "regulariser": regulariser}, bce + regulariser
-            z_t = tf.stop_gradient(teacher_logit(teacher, features, d.teacher_output))
+            z_t = (batch[TEACHER_LOGIT] if TEACHER_LOGIT in batch
+                   else tf.stop_gradient(teacher_logit(teacher, features, d.teacher_output)))
             kd = tf.reduce_sum(tf.square(z_t - z_s)) / global_batch
             return ({"bce": bce, "kd_mse": kd, "regulariser": regulariser},
                     d.alpha * bce + d.beta * kd + regulariser)
         return loss_fn
+
+    def _teacher_logits(self, teacher, train_input: TrainInput) -> np.ndarray:
+        """z_T of every training row, once: the frozen teacher in inference mode is a fixed function
+        of the row, so distill epochs need not run it again (SPEC_WAVE2 §2.6 runs it per batch)."""
+        output, size = self.config.model.dagfm.teacher_output, self.config.train.eval_batch_size
+        logits = tf.function(lambda rows: teacher_logit(teacher, train_input.gather(rows), output))
+        n = train_input.num_examples
+        started = time.perf_counter()
+        values = np.concatenate([logits(tf.range(i, min(n, i + size), dtype=tf.int64)).numpy()
+                                 for i in range(0, n, size)])
+        log.info("teacher logits of %d training rows in %.1f s", n, time.perf_counter() - started)
+        return values.astype(np.float32)
 
     def _log_layer_scale(self, student) -> list[float]:
         """mean |r^(t)| per DAGFM layer on a valid batch: r^(t) scales as ‖E‖^(t+1) (SPEC_WAVE2 §2.3)."""

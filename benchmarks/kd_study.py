@@ -1,0 +1,198 @@
+"""KD-DAGFM on Frappe: an FSDNet teacher distilled into DAGFM students, and the serving menu.
+
+    .venv/bin/python benchmarks/kd_study.py --work-dir /work/study [--jobs 2]
+    .venv/bin/python benchmarks/kd_study.py --report-only
+    .venv/bin/fsdnet-menu --out-dir /work/study/menu --entry fsdnet=/work/study/runs/kd_teacher_s2023 ...
+        (then copy its menu.json to benchmarks/results/frappe_menu_serving.json; see benchmarks/README.md)
+
+Seeds 2023–2025. Per seed the teacher is FSDNet with the shipped ``frappe`` settings (the
+main study's run of that seed, trained again into a run directory the students can read);
+then the students of SPEC_WAVE2 §2 with its ML-1M hyper-parameters (Frappe's are not
+published): ``kd_outer`` (the default), ``kd_inner``, ``kd_plus`` (KD-DAGFM+) and
+``dagfm_scratch`` (the outer student and its own embedding trained with BCE alone, no
+teacher). Resumable like ``zoo.py``; runs stored in ``benchmarks/results/frappe_kd_runs/``,
+the report in ``frappe_menu.md`` / ``.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import pathlib
+import sys
+
+import zoo
+from study_report import _pm, _write_atomic, mean_std, welch_p_value
+
+import reproduce
+
+TEACHER = "kd_teacher"
+STUDENTS = {"kd_outer": (), "dagfm_scratch": (("model.dagfm.teacher_type", "none"),),
+            "kd_inner": (("model.dagfm.kind", "inner"),), "kd_plus": (("model.dagfm.deep", "true"),)}
+LABELS = {TEACHER: "FSDNet teacher", "kd_outer": "KD-DAGFM (outer)", "kd_inner": "KD-DAGFM (inner)",
+          "kd_plus": "KD-DAGFM+ (outer, deep [400]×3)", "dagfm_scratch": "DAGFM outer, no distillation"}
+COMMAND = ".venv/bin/python benchmarks/kd_study.py --work-dir /work/study --jobs 2"
+FIELDS, DIM, DEPTH, DEEP = 10, 16, 3, (400, 400, 400)
+AUC_GAP, FLOPS_RATIO, THROUGHPUT_RATIO = 0.001, 0.25, 2.0
+
+
+def teacher_runs() -> list[zoo.ZooRun]:
+    return [zoo.ZooRun("fsdnet", s, group="kd", label=TEACHER) for s in zoo.SEEDS]
+
+
+def student_runs(work_dir: pathlib.Path) -> list[zoo.ZooRun]:
+    """Per seed outer and scratch first (the targets), then inner and KD-DAGFM+."""
+    runs = []
+    for variant, settings in STUDENTS.items():
+        for seed in zoo.SEEDS:
+            teacher = () if variant == "dagfm_scratch" else (
+                ("model.dagfm.teacher_run", str(work_dir / "runs" / f"{TEACHER}_s{seed}")),)
+            runs.append(zoo.ZooRun("kd_dagfm", seed, group="kd", settings=settings + teacher, label=variant))
+    order = list(STUDENTS)
+    return sorted(runs, key=lambda r: (order.index(r.variant) // 2, r.seed, order.index(r.variant)))
+
+
+def multiply_adds(variant: str) -> int:
+    """Analytic per-example multiply-adds of the served model (as fsdnet_tf.export.cost, without TensorFlow)."""
+    d0, u = FIELDS * DIM, DEEP[0]
+    if variant == TEACHER:
+        return DEPTH * d0 * d0 + d0 * u + (len(DEEP) - 1) * u * u + DEPTH * (d0 + u)
+    edges = (1 if variant == "kd_inner" else 2) * DEPTH * FIELDS * FIELDS * DIM + FIELDS * FIELDS * DIM
+    if variant == "kd_plus":
+        return edges + d0 * u + (len(DEEP) - 1) * u * u + u
+    return edges + FIELDS * (DEPTH + 1)
+
+
+def collect(results_dir: pathlib.Path, work_dir: pathlib.Path) -> tuple[dict, list[str]]:
+    runs, missing = {}, []
+    for run in teacher_runs() + student_runs(work_dir):
+        stored = reproduce.stored_result(run, results_dir / "frappe_kd_runs")
+        if stored is None:
+            missing.append(run.name)
+        else:
+            runs.setdefault(run.variant, {})[run.seed] = stored
+    return runs, missing
+
+
+def compute(runs: dict, serving: dict | None) -> dict:
+    teachers = runs.get(TEACHER, {})
+    rates = {e["name"]: e["grpc_sustained_examples_per_second"] for e in (serving or {}).get("entries", [])}
+    models = {}
+    for variant, by_seed in runs.items():
+        aucs = [r["test"]["auc"] for r in by_seed.values()]
+        lls = [r["test"]["logloss"] for r in by_seed.values()]
+        gaps = [r["test"]["auc"] - teachers[s]["test"]["auc"] for s, r in by_seed.items() if s in teachers]
+        auc, ll = mean_std(aucs), mean_std(lls)
+        phases = [r.get("phases", {}) for r in by_seed.values()]
+        models[variant] = {
+            "seeds": sorted(by_seed), "auc_mean": auc[0], "auc_std": auc[1], "logloss_mean": ll[0],
+            "logloss_std": ll[1], "auc_gap_to_teacher": mean_std(gaps)[0] if gaps else None,
+            "distill_auc_mean": (mean_std([p["distill"]["test"]["auc"] for p in phases])[0]
+                                 if all("distill" in p for p in phases) else None),
+            "finetune_improved": sum(1 for p in phases if "finetune" in p and p["finetune"]["best_epoch"] > 0),
+            "parameters": next(iter(by_seed.values())).get("parameters"),
+            "multiply_adds": multiply_adds(variant), "flops_ratio": multiply_adds(variant) / multiply_adds(TEACHER),
+            "epochs_mean": sum(len(r["epochs"]) for r in by_seed.values()) / len(by_seed),
+            "grpc_examples_per_second_1024": rates.get(variant)}
+    if "kd_outer" in runs and "dagfm_scratch" in runs:
+        models["kd_outer"]["p_auc_vs_scratch"] = welch_p_value(
+            [r["test"]["auc"] for r in runs["kd_outer"].values()],
+            [r["test"]["auc"] for r in runs["dagfm_scratch"].values()])
+    return {"models": models, "serving_choice": (serving or {}).get("choice"),
+            "serving_budget": (serving or {}).get("auc_budget")}
+
+
+def targets(result: dict, complete: bool) -> list[tuple[str, bool | None, str]]:
+    m = result["models"]
+    kd, teacher, scratch = m.get("kd_outer"), m.get(TEACHER), m.get("dagfm_scratch")
+    if not kd or not teacher:
+        return []
+    ratio = None
+    if kd["grpc_examples_per_second_1024"] and teacher["grpc_examples_per_second_1024"]:
+        ratio = kd["grpc_examples_per_second_1024"] / teacher["grpc_examples_per_second_1024"]
+    out = [("KD-DAGFM within 0.001 AUC of its FSDNet teacher (mean over seeds of student − teacher)",
+            kd["auc_gap_to_teacher"] >= -AUC_GAP if complete else None, f"gap {kd['auc_gap_to_teacher']:+.5f}"),
+           ("at ≤ 25 % of the teacher's multiply-adds per example", kd["flops_ratio"] <= FLOPS_RATIO,
+            f"{kd['multiply_adds']:,} vs {teacher['multiply_adds']:,} = {kd['flops_ratio']:.1%}"),
+           ("≥ 2× the teacher's batch-1024 gRPC throughput",
+            None if ratio is None else ratio >= THROUGHPUT_RATIO,
+            "not measured yet" if ratio is None else f"{ratio:.2f}×")]
+    if scratch:
+        out.append(("above the same student trained without distillation",
+                    kd["auc_mean"] > scratch["auc_mean"] if complete else None,
+                    f"{kd['auc_mean']:.5f} vs {scratch['auc_mean']:.5f}, Welch p {zoo._p(kd.get('p_auc_vs_scratch'))}"))
+    return out
+
+
+def render(result: dict, missing: list[str]) -> str:
+    lines = ["# Frappe: KD-DAGFM students of an FSDNet teacher, and the serving menu", "",
+             f"Generated {datetime.date.today().isoformat()} by `{COMMAND}` from the stored runs. Students: "
+             "SPEC_WAVE2 §2 with its ML-1M settings (lr 3e-3, L2 1e-6, α 0.1, β 921.6, batch 1024, patience 10); "
+             "teachers: FSDNet with the shipped `frappe` settings. Test figures of the served output; the gap "
+             "is paired by seed.", ""]
+    if missing:
+        lines += [f"**Partial**: not stored yet: {', '.join(missing)}.", ""]
+    lines += ["| model | seeds | test AUC | test logloss | Δ AUC vs teacher | distill-phase AUC | finetune helped "
+              "| parameters | multiply-adds / example (ratio) | gRPC examples/s @1024 | epochs |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for variant, label in LABELS.items():
+        m = result["models"].get(variant)
+        if not m:
+            continue
+        gap = "—" if variant == TEACHER or m["auc_gap_to_teacher"] is None else f"{m['auc_gap_to_teacher']:+.5f}"
+        distill = f"{m['distill_auc_mean']:.5f}" if m["distill_auc_mean"] else "—"
+        helped = f"{m['finetune_improved']} of {len(m['seeds'])}" if m["distill_auc_mean"] else "—"
+        rate = f"{m['grpc_examples_per_second_1024']:,}" if m["grpc_examples_per_second_1024"] else "—"
+        lines.append(f"| {label} | {len(m['seeds'])} | {_pm(m['auc_mean'], m['auc_std'])} | "
+                     f"{_pm(m['logloss_mean'], m['logloss_std'], 4)} | {gap} | {distill} | {helped} | "
+                     f"{m['parameters']:,} | {m['multiply_adds']:,} ({m['flops_ratio']:.1%}) | {rate} | "
+                     f"{m['epochs_mean']:.1f} |")
+    lines += ["", "Multiply-adds: analytic, as `fsdnet_tf/export/cost.py` (equal to the served graph's count; "
+              "they include DAGFM's field mixing C·E, which SPEC_WAVE2 §2.8's 9,640 leaves out). "
+              "“finetune helped”: seeds whose finetune phase beat the distilled weights on valid AUC (otherwise the "
+              "distilled weights, its epoch 0, are served).", "", "## Targets", ""]
+    for text, met, detail in result["targets"]:
+        verdict = "not yet measured" if met is None else ("**met**" if met else "**not met**")
+        lines.append(f"- {text}: {verdict} — {detail}.")
+    if result.get("serving_choice"):
+        lines += ["", f"Serving menu (`frappe_menu_serving.json`, seed 2023's models): the cheapest within "
+                  f"{result['serving_budget']:g} AUC of the best is **{result['serving_choice']}**."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(results_dir: pathlib.Path, work_dir: pathlib.Path) -> dict:
+    serving_path = results_dir / "frappe_menu_serving.json"
+    serving = json.loads(serving_path.read_text()) if serving_path.is_file() else None
+    runs, missing = collect(results_dir, work_dir)
+    result = compute(runs, serving)
+    result["targets"] = [{"target": t, "met": m, "detail": d} for t, m, d in targets(result, not missing)]
+    result["missing"] = missing
+    _write_atomic(results_dir / "frappe_menu.json", json.dumps(result, indent=1) + "\n")
+    rendered = {**result, "targets": [(t["target"], t["met"], t["detail"]) for t in result["targets"]]}
+    _write_atomic(results_dir / "frappe_menu.md", render(rendered, missing))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kd_study", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=pathlib.Path, default=zoo.REPO.parent / "shared" / "data" / "frappe")
+    parser.add_argument("--work-dir", type=pathlib.Path, default=zoo.REPO / "work" / "reproduce")
+    parser.add_argument("--results-dir", type=pathlib.Path, default=zoo.REPO / "benchmarks" / "results")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    work, results = args.work_dir.resolve(), args.results_dir.resolve()
+    study = zoo.PresetStudy(work, args.data_dir.resolve(), results, args.jobs, "frappe_kd_runs",
+                            lambda directory: write_report(directory, work))
+    if args.report_only:
+        study.write_report()
+        return 0
+    # Students read their teacher's run directory: teachers first.
+    return study.run(teacher_runs()) or study.run(student_runs(work))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
