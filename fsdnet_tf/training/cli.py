@@ -43,12 +43,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. model.type=dcnv2 or seed=2024")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--verbose", action="store_true", help="also show TensorFlow's and absl's own log lines")
     parser.add_argument("--print-config", action="store_true",
                         help="print the resolved config and what its model preset builds, then exit")
     args = parser.parse_args(argv)
     if not args.print_config and not (args.transform_dir and args.run_dir):
         parser.error("--transform-dir and --run-dir are required (unless --print-config)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # absl logs every checkpoint write ("Sharding callback duration") at INFO.
+        for name in ("absl", "tensorflow"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
         config = load_config(args.config, args.set)
         if args.print_config:
