@@ -170,7 +170,7 @@ CRITEO = SHARED_DATA / "criteo_sample"
 def test_real_criteo_sample_matches_an_independent_pandas_encoding(tmp_path):
     import pandas as pd
 
-    from pipelines.transform import split_of
+    from pipelines.reading import split_of
     cfg = load_config("criteo")
     out = tmp_path / "criteo"
     s = run_transform(cfg.dataset, str(CRITEO), str(out), BEAM_ARGS)
