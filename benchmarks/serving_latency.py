@@ -5,7 +5,7 @@
 The server is fsdnet-serve in its own process (as in production, a separate server).
 For each batch size the same serialized tf.Examples are scored through gRPC Predict and
 in this process two ways: the SavedModel's serving_default signature called eagerly, and
-the server's own runtime (Session::Run on the signature, see serving.server.SignatureRunner).
+the server's own runtime (Session::Run on the signature, see serving.versions.SignatureRunner).
 The faster of the two at each batch size is the floor the gRPC figures are set against.
 Timing as in :mod:`serving.latency` (warm-up calls, paths alternating in blocks); a p99
 rests on its worst 1 % of calls, so batches 1 and 64 take ``--repeats`` samples (2000: the
@@ -29,7 +29,7 @@ import tensorflow as tf
 from fsdnet_tf import features as names
 from serving.client import ScoringClient
 from serving.latency import newest_version, percentiles, running_server, sustained, time_interleaved
-from serving.server import SignatureRunner
+from serving.versions import SignatureRunner
 
 
 CONCURRENCY = (1, 2, 4)
