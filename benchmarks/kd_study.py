@@ -23,7 +23,7 @@ import pathlib
 import sys
 
 import zoo
-from study_report import _pm, _write_atomic, mean_std, welch_p_value
+from study_common import plus_minus, write_atomic, mean_std, welch_p_value
 
 import reproduce
 
@@ -144,8 +144,8 @@ def render(result: dict, missing: list[str]) -> str:
         distill = f"{m['distill_auc_mean']:.5f}" if m["distill_auc_mean"] else "—"
         helped = f"{m['finetune_improved']} of {len(m['seeds'])}" if m["distill_auc_mean"] else "—"
         rate = f"{m['grpc_examples_per_second_1024']:,}" if m["grpc_examples_per_second_1024"] else "—"
-        lines.append(f"| {label} | {len(m['seeds'])} | {_pm(m['auc_mean'], m['auc_std'])} | "
-                     f"{_pm(m['logloss_mean'], m['logloss_std'], 4)} | {gap} | {distill} | {helped} | "
+        lines.append(f"| {label} | {len(m['seeds'])} | {plus_minus(m['auc_mean'], m['auc_std'])} | "
+                     f"{plus_minus(m['logloss_mean'], m['logloss_std'], 4)} | {gap} | {distill} | {helped} | "
                      f"{m['parameters']:,} | {m['multiply_adds']:,} ({m['flops_ratio']:.1%}) | {rate} | "
                      f"{m['epochs_mean']:.1f} |")
     lines += ["", "Multiply-adds: analytic, as `fsdnet_tf/export/cost.py` (equal to the served graph's count; "
@@ -168,9 +168,9 @@ def write_report(results_dir: pathlib.Path, work_dir: pathlib.Path) -> dict:
     result = compute(runs, serving)
     result["targets"] = [{"target": t, "met": m, "detail": d} for t, m, d in targets(result, not missing)]
     result["missing"] = missing
-    _write_atomic(results_dir / "frappe_menu.json", json.dumps(result, indent=1) + "\n")
+    write_atomic(results_dir / "frappe_menu.json", json.dumps(result, indent=1) + "\n")
     rendered = {**result, "targets": [(t["target"], t["met"], t["detail"]) for t in result["targets"]]}
-    _write_atomic(results_dir / "frappe_menu.md", render(rendered, missing))
+    write_atomic(results_dir / "frappe_menu.md", render(rendered, missing))
     return result
 
 

@@ -9,58 +9,21 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import pathlib
-from typing import Iterable, Optional, Sequence
+from typing import Optional, Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy import stats  # noqa: E402
+from study_common import VARIANT_LABELS, load_runs, mean_std, plus_minus, select, welch_p_value, write_atomic
+from study_plots import plot_heads, plot_noise, plot_valid_curves
 
 COMMAND = ".venv/bin/python benchmarks/reproduce.py --work-dir /work/study --jobs 2"
 PAPER = {"fsdnet": (0.9856, 0.1367), "dcnv2": (0.9845, 0.1581)}          # Frappe_x1, the paper's Table 2
 AUTHORS_CODE_ON_THESE_FILES = {"fsdnet": ("0.98355 ± 0.00054", "0.1404 ± 0.0027"),
                                "dcnv2": ("0.98369 ± 0.00044", "0.1539 ± 0.0054")}
-VARIANT_LABELS = {"fsdnet": "FSDNet (full loss)", "dcnv2": "DCNv2 (baseline)",
-                  "no_soft_labels": "w/o soft labels (w/o SL)", "no_hint": "w/o hint loss (w/o HL)",
-                  "no_fusion": "w/o information fusion (w/o IF)"}
 ABLATIONS = ("no_soft_labels", "no_hint", "no_fusion")
 TARGET_AUC, TARGET_MARGIN, TARGET_P = 0.9850, 0.0010, 0.05
 NOISE_TARGET_LEVEL = 0.2
-
-
-# --------------------------------------------------------------------------- statistics
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof 1; 0 for a single value)."""
-    array = np.asarray(values, dtype=np.float64)
-    return float(array.mean()), float(array.std(ddof=1)) if array.size > 1 else 0.0
-
-
-def welch_p_value(a: list[float], b: list[float]) -> Optional[float]:
-    """Two-tailed Welch t-test p-value; None when either side has fewer than 2 values."""
-    if len(a) < 2 or len(b) < 2:
-        return None
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-
-
-def load_runs(runs_dir: pathlib.Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*.json"))] if runs_dir.is_dir() else []
-
-
-def select(runs: Iterable[dict], variant: str, noise: float = 0.0, seeds: Optional[Iterable[int]] = None,
-           settings: Optional[dict] = None) -> list[dict]:
-    """Runs of ``variant`` at ``noise`` with exactly ``settings`` changed from the shipped config."""
-    settings = settings or {}
-    chosen = [r for r in runs if r["study"]["variant"] == variant and r["study"]["label_noise"] == noise
-              and r["study"].get("settings", {}) == settings]
-    if seeds is not None:
-        wanted = set(seeds)
-        chosen = [r for r in chosen if r["seed"] in wanted]
-    return sorted(chosen, key=lambda r: r["seed"])
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -185,87 +148,7 @@ def targets(result: dict) -> list[tuple[str, Optional[bool], str]]:
     return rows
 
 
-# --------------------------------------------------------------------------- plots
-
-def plot_noise(result: dict, path: pathlib.Path) -> bool:
-    if not any(float(level) > 0 for level in result["noise"]):
-        return False
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for model, colour in (("fsdnet", "tab:blue"), ("dcnv2", "tab:orange")):
-        levels = sorted(float(k) for k, e in result["noise"].items() if model in e)
-        if not levels:
-            continue
-        entries = [result["noise"][f"{lv:.1f}"][model] for lv in levels]
-        ax.plot([lv * 100 for lv in levels], [e["auc"] for e in entries], marker="o", color=colour,
-                label=VARIANT_LABELS[model])
-        for lv, e in zip(levels, entries):
-            ax.scatter([lv * 100] * len(e["auc_per_seed"]), e["auc_per_seed"], color=colour, alpha=0.35, s=14)
-    ax.set(xlabel="train labels flipped (%)", ylabel="test AUC (valid/test labels clean)",
-           title="Frappe: robustness to label noise")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
-
-
-def plot_valid_curves(runs: list[dict], path: pathlib.Path) -> bool:
-    """Per-epoch valid AUC of every head for one FSDNet run beside DCNv2 with the same seed."""
-    fsd = select(runs, "fsdnet")
-    if not fsd:
-        return False
-    run = fsd[0]
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    epochs = [e["epoch"] for e in run["epochs"]]
-    heads = len(run["epochs"][0]["valid_heads"])
-    for i in range(heads):
-        label = "FSDNet teacher (head 3)" if i == heads - 1 else f"FSDNet student head {i + 1}"
-        colour = "tab:green" if i == heads - 1 else ("tab:blue", "tab:purple", "tab:cyan")[i % 3]
-        ax.plot(epochs, [e["valid_heads"][i]["auc"] for e in run["epochs"]], marker=".", color=colour, label=label)
-    ax.plot(epochs, [e["valid_auc"] for e in run["epochs"]], color="black", marker="o", ms=3, label="FSDNet ŷ (mean)")
-    dcn = select(runs, "dcnv2", seeds=[run["seed"]])
-    if dcn:
-        ax.plot([e["epoch"] for e in dcn[0]["epochs"]], [e["valid_auc"] for e in dcn[0]["epochs"]],
-                color="tab:red", linestyle="--", label="DCNv2")
-    best = max(e["valid_auc"] for e in run["epochs"])
-    ax.set_ylim(best - 0.01, best + 0.002)
-    ax.set(xlabel="epoch", ylabel="valid AUC", title=f"Frappe, seed {run['seed']}: valid AUC per epoch")
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
-
-
-def plot_heads(result: dict, path: pathlib.Path) -> bool:
-    heads = result["heads"].get("fsdnet")
-    if not heads:
-        return False
-    labels = [f"student {i + 1}" for i in range(len(heads) - 1)] + ["teacher", "ŷ (mean)"]
-    means = [h["auc_mean"] for h in heads] + [result["variants"]["fsdnet"]["auc_mean"]]
-    stds = [h["auc_std"] for h in heads] + [result["variants"]["fsdnet"]["auc_std"]]
-    colours = ["tab:blue"] * (len(heads) - 1) + ["tab:green", "black"]
-    if "dcnv2" in result["variants"]:
-        labels.append("DCNv2")
-        means.append(result["variants"]["dcnv2"]["auc_mean"])
-        stds.append(result["variants"]["dcnv2"]["auc_std"])
-        colours.append("tab:orange")
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    ax.bar(labels, means, yerr=stds, color=colours, capsize=4)
-    ax.set_ylim(min(means) - 3 * max(stds + [1e-4]), max(means) + 3 * max(stds + [1e-4]))
-    seeds = len(result["variants"]["fsdnet"]["seeds"])
-    ax.set(ylabel="test AUC (mean ± std)", title=f"Frappe: FSDNet heads over {seeds} seeds")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
-
-
 # --------------------------------------------------------------------------- markdown
-
-def _pm(mean: float, std: float, digits: int = 5) -> str:
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
-
 
 def render(result: dict, runs: list[dict], missing: list[str], plots: list[str]) -> str:
     v = result["variants"]
@@ -301,8 +184,8 @@ def render(result: dict, runs: list[dict], missing: list[str], plots: list[str])
     for model in ("fsdnet", "dcnv2"):
         if model in v:
             s = v[model]
-            lines.append(f"| {VARIANT_LABELS[model]} | {len(s['seeds'])} | {_pm(s['auc_mean'], s['auc_std'])} | "
-                         f"{_pm(s['logloss_mean'], s['logloss_std'])} | {s['epochs_mean']:.1f} | "
+            lines.append(f"| {VARIANT_LABELS[model]} | {len(s['seeds'])} | {plus_minus(s['auc_mean'], s['auc_std'])} | "
+                         f"{plus_minus(s['logloss_mean'], s['logloss_std'])} | {s['epochs_mean']:.1f} | "
                          f"{s['seconds_mean']:.0f} | {s['train_examples_per_second_mean']:,.0f} | "
                          f"{PAPER[model][0]} / {PAPER[model][1]} |")
     if result["p_value_auc"] is not None:
@@ -316,10 +199,10 @@ def render(result: dict, runs: list[dict], missing: list[str], plots: list[str])
         lines += ["", "## FSDNet per head (test, mean ± std)", "", "| head | AUC | logloss |", "|---|---|---|"]
         for i, h in enumerate(heads):
             name = "teacher (layer 3)" if i == len(heads) - 1 else f"student {i + 1} (layer {i + 1})"
-            lines.append(f"| {name} | {_pm(h['auc_mean'], h['auc_std'])} | {_pm(h['logloss_mean'], h['logloss_std'])} |")
+            lines.append(f"| {name} | {plus_minus(h['auc_mean'], h['auc_std'])} | {plus_minus(h['logloss_mean'], h['logloss_std'])} |")
         f = v["fsdnet"]
-        lines.append(f"| ŷ = mean of the probabilities | {_pm(f['auc_mean'], f['auc_std'])} | "
-                     f"{_pm(f['logloss_mean'], f['logloss_std'])} |")
+        lines.append(f"| ŷ = mean of the probabilities | {plus_minus(f['auc_mean'], f['auc_std'])} | "
+                     f"{plus_minus(f['logloss_mean'], f['logloss_std'])} |")
     if result["ablations"]:
         lines += ["", "## Ablations (paper Table 5), each against the full loss with the same seeds", "",
                   "| variant | seeds | AUC | logloss | full loss, same seeds: AUC / logloss | ΔAUC vs full | p (Welch, AUC) |",
@@ -327,7 +210,7 @@ def render(result: dict, runs: list[dict], missing: list[str], plots: list[str])
         for ablation, a in result["ablations"].items():
             s_, full = a["variant"], a["full_same_seeds"]
             lines.append(f"| {VARIANT_LABELS[ablation]} | {', '.join(map(str, s_['seeds']))} | "
-                         f"{_pm(s_['auc_mean'], s_['auc_std'])} | {_pm(s_['logloss_mean'], s_['logloss_std'])} | "
+                         f"{plus_minus(s_['auc_mean'], s_['auc_std'])} | {plus_minus(s_['logloss_mean'], s_['logloss_std'])} | "
                          f"{full['auc_mean']:.5f} / {full['logloss_mean']:.5f} | {a['auc_difference']:+.5f} | "
                          + (f"{a['p_value_auc']:.3g} |" if a["p_value_auc"] is not None else "— |"))
         significant = [VARIANT_LABELS[k] for k, a in result["ablations"].items()
@@ -365,7 +248,7 @@ def render(result: dict, runs: list[dict], missing: list[str], plots: list[str])
             t = entry.get("tuned")
             changed = ", ".join(f"{k} = {v:g}" for k, v in chosen.items()) or "shipped config"
             lines.append(f"| {model} | {changed} | {len(t['seeds']) if t else 1} | "
-                         + (f"{_pm(t['auc_mean'], t['auc_std'])} | {_pm(t['logloss_mean'], t['logloss_std'])} |"
+                         + (f"{plus_minus(t['auc_mean'], t['auc_std'])} | {plus_minus(t['logloss_mean'], t['logloss_std'])} |"
                             if t else "(seed runs pending) | |"))
         if result.get("tuned_p_value_auc") is not None:
             fsd_t, dcn_t = result["tuning"]["fsdnet"]["tuned"], result["tuning"]["dcnv2"]["tuned"]
@@ -379,12 +262,6 @@ def render(result: dict, runs: list[dict], missing: list[str], plots: list[str])
         lines.append(f"| {r['study']['run']} | {r['seed']} | {r['test']['auc']:.5f} | {r['test']['logloss']:.5f} | "
                      f"{len(r['epochs'])} ({r['best_epoch']}) | {r['seconds']:.0f} |")
     return "\n".join(lines) + "\n"
-
-
-def _write_atomic(path: pathlib.Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def write_report(runs_dir: pathlib.Path, results_dir: pathlib.Path, planned: Sequence = ()) -> dict:
@@ -407,6 +284,6 @@ def write_report(runs_dir: pathlib.Path, results_dir: pathlib.Path, planned: Seq
     result["runs"] = len(runs)
     result["missing_runs"] = missing
     result["targets"] = [{"target": t, "met": m, "figures": f} for t, m, f in targets(result)]
-    _write_atomic(results_dir / "frappe.json", json.dumps(result, indent=2) + "\n")
-    _write_atomic(results_dir / "frappe.md", render(result, runs, missing, plots))
+    write_atomic(results_dir / "frappe.json", json.dumps(result, indent=2) + "\n")
+    write_atomic(results_dir / "frappe.md", render(result, runs, missing, plots))
     return result

@@ -20,7 +20,7 @@ import pathlib
 import sys
 
 import zoo
-from study_report import _pm, _write_atomic, mean_std, welch_p_value
+from study_common import plus_minus, write_atomic, mean_std, welch_p_value
 
 import reproduce
 
@@ -128,14 +128,14 @@ def render(result: dict, missing: list[str]) -> str:
     lines += ["| model | seeds | test AUC | test logloss | p vs official (AUC / logloss) | parameters | epochs |",
               "|---|---|---|---|---|---|---|"]
     o = result["official"]
-    lines.append(f"| official TF4CTR code | 3 | {_pm(o['auc_mean'], o['auc_std'])} | "
-                 f"{_pm(o['logloss_mean'], o['logloss_std'], 4)} | — | — | — |")
+    lines.append(f"| official TF4CTR code | 3 | {plus_minus(o['auc_mean'], o['auc_std'])} | "
+                 f"{plus_minus(o['logloss_mean'], o['logloss_std'], 4)} | — | — | — |")
     for model, label in LABELS.items():
         m = result["models"].get(model)
         if m:
             params = f"{m['parameters']:,}" if m["parameters"] else "—"
-            lines.append(f"| {label} | {len(m['seeds'])} | {_pm(m['auc_mean'], m['auc_std'])} | "
-                         f"{_pm(m['logloss_mean'], m['logloss_std'], 4)} | {zoo._p(m['p_auc_vs_official'])} / "
+            lines.append(f"| {label} | {len(m['seeds'])} | {plus_minus(m['auc_mean'], m['auc_std'])} | "
+                         f"{plus_minus(m['logloss_mean'], m['logloss_std'], 4)} | {zoo._p(m['p_auc_vs_official'])} / "
                          f"{zoo._p(m['p_logloss_vs_official'])} | {params} | {m['epochs_mean']:.1f} |")
     lines += ["", "## TF4CTR + FSD against its parents", "", "| comparison | AUC difference | p | logloss difference | p |",
               "|---|---|---|---|---|"]
@@ -154,9 +154,9 @@ def write_report(results_dir: pathlib.Path) -> dict:
     result = compute(runs)
     result["targets"] = [{"target": t, "met": m, "detail": d} for t, m, d in targets(result, not missing)]
     result["missing"] = missing
-    _write_atomic(results_dir / "frappe_tf4ctr.json", json.dumps(result, indent=1) + "\n")
+    write_atomic(results_dir / "frappe_tf4ctr.json", json.dumps(result, indent=1) + "\n")
     rendered = {**result, "targets": [(t["target"], t["met"], t["detail"]) for t in result["targets"]]}
-    _write_atomic(results_dir / "frappe_tf4ctr.md", render(rendered, missing))
+    write_atomic(results_dir / "frappe_tf4ctr.md", render(rendered, missing))
     return result
 
 

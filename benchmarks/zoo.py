@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from fsdnet_tf.config import load_config, to_dict  # noqa: E402  (no TensorFlow import)
 
 import reproduce  # noqa: E402
-from study_report import _pm, _write_atomic, mean_std, welch_p_value  # noqa: E402
+from study_common import plus_minus, write_atomic, mean_std, welch_p_value  # noqa: E402
 
 
 SEEDS = (2023, 2024, 2025)
@@ -152,8 +152,8 @@ def render(result: dict, missing: list[str], speed: dict | None) -> str:
         params = f"{m['parameters']:,}" if m["parameters"] else "—"
         rate = f"{m['steps_only_examples_per_second']:,}" if m["steps_only_examples_per_second"] else "—"
         paper = PAPER_TABLE3[model]
-        lines.append(f"| {model} | {len(m['seeds'])} | {_pm(m['auc_mean'], m['auc_std'])} | "
-                     f"{_pm(m['logloss_mean'], m['logloss_std'], 4)} | {paper[0]} / {paper[1]} | "
+        lines.append(f"| {model} | {len(m['seeds'])} | {plus_minus(m['auc_mean'], m['auc_std'])} | "
+                     f"{plus_minus(m['logloss_mean'], m['logloss_std'], 4)} | {paper[0]} / {paper[1]} | "
                      f"{params} ({m['paper_parameters']:,}) | {rate} | {m['epochs_mean']:.1f} |")
     lines += ["", "## FSD gain per base model (Welch two-tailed p over seeds)", "",
               "| base | AUC gain | p (AUC) | logloss reduction | p (logloss) | paper AUC gain | paper logloss reduction |",
@@ -181,8 +181,8 @@ def write_report(results_dir: pathlib.Path) -> dict:
     runs, missing = collect(results_dir / "frappe_zoo_runs", results_dir / "frappe_runs")
     result = {**compute(runs, speed), "missing": missing,
               "targets": [{"target": t, "met": m, "detail": d} for t, m, d in targets(compute(runs, speed))]}
-    _write_atomic(results_dir / "frappe_zoo.json", json.dumps(result, indent=1) + "\n")
-    _write_atomic(results_dir / "frappe_zoo.md", render(result, missing, speed))
+    write_atomic(results_dir / "frappe_zoo.json", json.dumps(result, indent=1) + "\n")
+    write_atomic(results_dir / "frappe_zoo.md", render(result, missing, speed))
     return result
 
 

@@ -8,19 +8,20 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import reproduce  # noqa: E402
+import study_common  # noqa: E402
 import study_report  # noqa: E402
 
 
 def test_welch_p_value_matches_hand_computation():
     # a = 1..4, b = 2, 4, 6, 8: t = −2.5 / sqrt(5/12 + 20/12) = −√3, Welch df = 75/17 ≈ 4.41,
     # two-tailed p = 2·P(T_4.41 > √3) = 0.15158.
-    assert study_report.welch_p_value([1, 2, 3, 4], [2, 4, 6, 8]) == pytest.approx(0.1515805, abs=1e-6)
-    assert study_report.welch_p_value([1.0], [2.0, 3.0]) is None
+    assert study_common.welch_p_value([1, 2, 3, 4], [2, 4, 6, 8]) == pytest.approx(0.1515805, abs=1e-6)
+    assert study_common.welch_p_value([1.0], [2.0, 3.0]) is None
 
 
 def test_mean_std_uses_sample_standard_deviation():
-    assert study_report.mean_std([1.0, 2.0, 3.0, 4.0]) == pytest.approx((2.5, (5 / 3) ** 0.5))
-    assert study_report.mean_std([0.5]) == (0.5, 0.0)
+    assert study_common.mean_std([1.0, 2.0, 3.0, 4.0]) == pytest.approx((2.5, (5 / 3) ** 0.5))
+    assert study_common.mean_std([0.5]) == (0.5, 0.0)
 
 
 def test_plan_has_every_required_run_once():
@@ -85,7 +86,7 @@ def test_partial_study_report(tmp_path):
     result = study_report.write_report(runs_dir, results, planned=reproduce.plan())
     assert result["variants"]["fsdnet"]["auc_mean"] == pytest.approx(0.9841)
     assert result["variants"]["fsdnet"]["seeds"] == [2023, 2024]
-    assert result["p_value_auc"] == pytest.approx(study_report.welch_p_value([0.9840, 0.9842], [0.9841, 0.9845]))
+    assert result["p_value_auc"] == pytest.approx(study_common.welch_p_value([0.9840, 0.9842], [0.9841, 0.9845]))
     assert result["heads"]["fsdnet"][-1]["auc_mean"] == pytest.approx(0.9841)   # teacher last
     assert result["noise"]["0.2"]["fsdnet"]["auc"] == 0.97 and "dcnv2" not in result["noise"]["0.2"]
     assert result["noise"]["0.0"]["fsdnet"]["seeds"] == [2023]   # clean baseline: the noise study's seeds
