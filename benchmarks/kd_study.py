@@ -23,7 +23,7 @@ import pathlib
 import sys
 
 import zoo
-from study_common import plus_minus, write_atomic, mean_std, welch_p_value
+from study_common import mean_std, plus_minus, publish_report, welch_p_value
 
 import reproduce
 
@@ -166,12 +166,7 @@ def write_report(results_dir: pathlib.Path, work_dir: pathlib.Path) -> dict:
     serving = json.loads(serving_path.read_text()) if serving_path.is_file() else None
     runs, missing = collect(results_dir, work_dir)
     result = compute(runs, serving)
-    result["targets"] = [{"target": t, "met": m, "detail": d} for t, m, d in targets(result, not missing)]
-    result["missing"] = missing
-    write_atomic(results_dir / "frappe_menu.json", json.dumps(result, indent=1) + "\n")
-    rendered = {**result, "targets": [(t["target"], t["met"], t["detail"]) for t in result["targets"]]}
-    write_atomic(results_dir / "frappe_menu.md", render(rendered, missing))
-    return result
+    return publish_report(results_dir, "frappe_menu", result, targets(result, not missing), missing, render)
 
 
 def main(argv: list[str] | None = None) -> int:

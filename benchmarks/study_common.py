@@ -51,3 +51,13 @@ def write_atomic(path: pathlib.Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def publish_report(results_dir: pathlib.Path, stem: str, result: dict, targets: list, missing: list[str],
+                   render) -> dict:
+    """Write ``<stem>.json`` and ``<stem>.md`` (``render(result, missing)``) with the targets and missing runs."""
+    result = {**result, "targets": [{"target": t, "met": m, "detail": d} for t, m, d in targets], "missing": missing}
+    write_atomic(results_dir / f"{stem}.json", json.dumps(result, indent=1) + "\n")
+    rendered = {**result, "targets": [(t["target"], t["met"], t["detail"]) for t in result["targets"]]}
+    write_atomic(results_dir / f"{stem}.md", render(rendered, missing))
+    return result

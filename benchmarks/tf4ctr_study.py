@@ -15,12 +15,11 @@ and the report in ``frappe_tf4ctr.md`` / ``.json``.
 from __future__ import annotations
 
 import datetime
-import json
 import pathlib
 import sys
 
 import zoo
-from study_common import plus_minus, write_atomic, mean_std, welch_p_value
+from study_common import mean_std, plus_minus, publish_report, welch_p_value
 
 import reproduce
 
@@ -152,12 +151,7 @@ def render(result: dict, missing: list[str]) -> str:
 def write_report(results_dir: pathlib.Path) -> dict:
     runs, missing = collect(results_dir)
     result = compute(runs)
-    result["targets"] = [{"target": t, "met": m, "detail": d} for t, m, d in targets(result, not missing)]
-    result["missing"] = missing
-    write_atomic(results_dir / "frappe_tf4ctr.json", json.dumps(result, indent=1) + "\n")
-    rendered = {**result, "targets": [(t["target"], t["met"], t["detail"]) for t in result["targets"]]}
-    write_atomic(results_dir / "frappe_tf4ctr.md", render(rendered, missing))
-    return result
+    return publish_report(results_dir, "frappe_tf4ctr", result, targets(result, not missing), missing, render)
 
 
 def main(argv: list[str] | None = None) -> int:
