@@ -23,7 +23,7 @@ import pathlib
 import sys
 
 import zoo
-from study_common import mean_std, plus_minus, publish_report, welch_p_value
+from study_common import mean_std, plus_minus, publish_report, target_lines, welch_p_value
 
 import reproduce
 
@@ -152,9 +152,7 @@ def render(result: dict, missing: list[str]) -> str:
               "they include DAGFM's field mixing C·E, which SPEC_WAVE2 §2.8's 9,640 leaves out). "
               "“finetune helped”: seeds whose finetune phase beat the distilled weights on valid AUC (otherwise the "
               "distilled weights, its epoch 0, are served).", "", "## Targets", ""]
-    for text, met, detail in result["targets"]:
-        verdict = "not yet measured" if met is None else ("**met**" if met else "**not met**")
-        lines.append(f"- {text}: {verdict} — {detail}.")
+    lines += target_lines(result["targets"])
     if result.get("serving_choice"):
         lines += ["", f"Serving menu (`frappe_menu_serving.json`, seed 2023's models): the cheapest within "
                   f"{result['serving_budget']:g} AUC of the best is **{result['serving_choice']}**."]

@@ -61,3 +61,9 @@ def publish_report(results_dir: pathlib.Path, stem: str, result: dict, targets: 
     rendered = {**result, "targets": [(t["target"], t["met"], t["detail"]) for t in result["targets"]]}
     write_atomic(results_dir / f"{stem}.md", render(rendered, missing))
     return result
+
+
+def target_lines(targets) -> list[str]:
+    """Markdown bullets for (text, met or None, detail) targets."""
+    return [f"- {text}: {'not yet measured' if met is None else ('**met**' if met else '**not met**')} — {detail}."
+            for text, met, detail in targets]

@@ -19,7 +19,7 @@ import pathlib
 import sys
 
 import zoo
-from study_common import mean_std, plus_minus, publish_report, welch_p_value
+from study_common import mean_std, plus_minus, publish_report, target_lines, welch_p_value
 
 import reproduce
 
@@ -142,9 +142,7 @@ def render(result: dict, missing: list[str]) -> str:
         lines.append(f"| {name} | {c['auc_difference']:+.5f} | {zoo._p(c['p_value_auc'])} | "
                      f"{c['logloss_difference']:+.4f} | {zoo._p(c['p_value_logloss'])} |")
     lines += ["", "## Targets", ""]
-    for text, met, detail in result["targets"]:
-        verdict = "not yet measured" if met is None else ("**met**" if met else "**not met**")
-        lines.append(f"- {text}: {verdict} — {detail}.")
+    lines += target_lines(result["targets"])
     return "\n".join(lines) + "\n"
 
 

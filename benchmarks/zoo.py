@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from fsdnet_tf.config import load_config, to_dict  # noqa: E402  (no TensorFlow import)
 
 import reproduce  # noqa: E402
-from study_common import plus_minus, write_atomic, mean_std, welch_p_value  # noqa: E402
+from study_common import plus_minus, write_atomic, mean_std, target_lines, welch_p_value  # noqa: E402
 
 
 SEEDS = (2023, 2024, 2025)
@@ -163,9 +163,7 @@ def render(result: dict, missing: list[str], speed: dict | None) -> str:
                      f"{g['logloss_gain']:+.4f} | {_p(g['p_value_logloss'])} | {g['paper_auc_gain']:+.4f} | "
                      f"{g['paper_logloss_gain']:+.4f} |")
     lines += ["", "## Targets", ""]
-    for text, met, detail in targets(result):
-        verdict = "not yet measured" if met is None else ("**met**" if met else "**not met**")
-        lines.append(f"- {text}: {verdict} — {detail}.")
+    lines += target_lines(targets(result))
     lines += ["", "Parameters are the trainable variables our code builds on this transform (5,355 table rows; "
               "with the Frappe_x1 vocabulary of 5,383 rows they equal SPEC_WAVE2 §6.5, checked by "
               "`tests/test_zoo.py`, and the paper's Table 4 for the base models). FSD versions build no unused "
