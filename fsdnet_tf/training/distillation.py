@@ -21,6 +21,7 @@ import dataclasses
 import json
 import logging
 import pathlib
+import shutil
 import time
 from typing import Optional
 
@@ -238,5 +239,7 @@ class KDTrainer(Trainer):
         write_json_atomic(self.write_dir / "metrics.json", metrics)
         progress["finished"] = True
         write_json_atomic(self.write_dir / "progress.json", progress)
+        if not self.chief:      # a non-chief worker's scratch directory
+            shutil.rmtree(self.write_dir, ignore_errors=True)
         return metrics
 
