@@ -153,9 +153,10 @@ def describe(model_cfg) -> dict:
                 "phases": ["train"] if teacher is None else ["teacher", "distill", "finetune"], "teacher": teacher,
                 "student": f"DAGFM {d.kind}, depth {d.depth}" + (f", states into deep {list(model_cfg.deep_units)}"
                                                                  if d.deep else ", per-layer sum readout"),
-                "objective": {"distill": f"{d.alpha:g}·bce(student) + {d.beta:g}·mean (sg(z_T) − z_S)² "
-                                         f"[z_T: teacher {d.teacher_output}]; trains the student only",
-                              "finetune": "bce(student); trains the student and the embedding"},
+                "objective": ({"train": "bce(student); trains the student and a fresh embedding"} if teacher is None else
+                              {"distill": f"{d.alpha:g}·bce(student) + {d.beta:g}·mean (sg(z_T) − z_S)² "
+                                          f"[z_T: teacher {d.teacher_output}]; trains the student only",
+                               "finetune": "bce(student); trains the student and the embedding"}),
                 "served_outputs": ["prediction"]}
     return {"preset": PRESETS[model_cfg.type].summary,
             "explicit_tower": None if model_cfg.fusion == "none" else model_cfg.tower_kind,

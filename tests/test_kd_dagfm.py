@@ -196,3 +196,15 @@ def test_distillation_on_two_workers(trained_run, synthetic_transform, tmp_path)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["replicas"] == 2 and metrics["phases"]["distill"]["epochs"] == 2
     assert metrics["test"]["auc"] > 0.5
+
+
+def test_print_config_shows_the_phases(capsys):
+    from fsdnet_tf.training.cli import main as train
+    assert train(["--config", "frappe", "--set", "model.type=kd_dagfm", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    for line in ("- teacher\n  - distill\n  - finetune", "student: DAGFM outer, depth 3, per-layer sum readout",
+                 "0.1·bce(student) + 921.6·mean (sg(z_T) − z_S)²", "explicit_tower: cross_v2"):
+        assert line in out, line
+    assert train(["--config", "frappe", "--set", "model.type=kd_dagfm", "--set", "model.dagfm.teacher_type=none",
+                  "--print-config"]) == 0
+    assert "train: bce(student); trains the student and a fresh embedding" in capsys.readouterr().out
