@@ -92,6 +92,7 @@ class DatasetConfig:
     field_map: Optional[dict[str, tuple[int, int]]] = None
     movielens: Optional[MovieLensConfig] = None
     synthetic: Optional[SyntheticConfig] = None
+    group_field: Optional[str] = None      # the user field gAUC groups by (train.monitor)
 
     @property
     def feature_columns(self) -> tuple[ColumnConfig, ...]:
@@ -125,6 +126,7 @@ class TrainConfig:
     jit_compile: bool = False
     max_steps_per_epoch: Optional[int] = None
     steps_per_execution: int = 1
+    monitor: dict[str, float] = dataclasses.field(default_factory=lambda: {"auc": 1.0})   # valid score: Σ w·metric
 
 
 @dataclass(frozen=True)
@@ -299,6 +301,8 @@ def validate_dataset(ds: DatasetConfig) -> DatasetConfig:
         raise ConfigError("dataset.field_map: only used with format libsvm")
     if ds.delimiter is not None and ds.format not in ("csv", "tsv"):
         raise ConfigError(f"dataset.delimiter: not used with format {ds.format}")
+    if ds.group_field is not None and ds.group_field not in [c.name for c in ds.feature_columns]:
+        raise ConfigError(f"dataset.group_field: {ds.group_field!r} is not a feature column")
     if ds.header and ds.format not in ("csv", "tsv"):
         raise ConfigError(f"dataset.header: format {ds.format} has no header line")
     sp = ds.splits
@@ -336,6 +340,10 @@ def validate_train(t: TrainConfig) -> TrainConfig:
         raise ConfigError("train.clip_norm: must be > 0")
     if t.max_steps_per_epoch is not None and t.max_steps_per_epoch < 1:
         raise ConfigError("train.max_steps_per_epoch: must be >= 1 or null")
+    unknown = sorted(set(t.monitor) - {"auc", "gauc"})
+    if unknown or not t.monitor or min(t.monitor.values()) < 0 or sum(t.monitor.values()) <= 0:
+        raise ConfigError(f"train.monitor: weights of auc and/or gauc, >= 0 and not all 0"
+                          + (f" ({unknown[0]!r} is not a metric)" if unknown else ""))
     return t
 
 
@@ -343,8 +351,11 @@ def config_from_dict(data: dict) -> Config:
     if not isinstance(data, dict):
         raise ConfigError("the configuration must be a mapping with keys dataset, model, train, seed")
     cfg = _build(Config, data, "")
-    return dataclasses.replace(cfg, dataset=validate_dataset(cfg.dataset),
-                               model=validate_model(cfg.model), train=validate_train(cfg.train))
+    cfg = dataclasses.replace(cfg, dataset=validate_dataset(cfg.dataset),
+                              model=validate_model(cfg.model), train=validate_train(cfg.train))
+    if "gauc" in cfg.train.monitor and cfg.dataset.group_field is None:
+        raise ConfigError("train.monitor: gauc needs dataset.group_field (the user field to group by)")
+    return cfg
 
 
 def same_experiment(a: Config, b: Config) -> bool:

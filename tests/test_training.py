@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
@@ -170,3 +171,18 @@ def test_checkpoint_pruning_keeps_the_named_checkpoints_in_a_dotted_run_dir(tmp_
     remaining = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("epoch-*"))
     assert remaining == ["checkpoints/best/epoch-2.data-00000-of-00001", "checkpoints/best/epoch-2.index",
                          "checkpoints/last/epoch-3.data-00000-of-00001", "checkpoints/last/epoch-3.index"]
+
+
+def test_a_run_can_select_its_best_epoch_by_auc_plus_gauc(synthetic_transform, tmp_path):
+    from fsdnet_tf.config import ConfigError, load_config
+    from fsdnet_tf.metrics import monitored
+    from fsdnet_tf.training import Trainer
+    cfg = load_config("synthetic", ["dataset.synthetic.rows=20000", "model.deep_units=[32,32,32]",
+                                    "train.max_epochs=3", "train.max_steps_per_epoch=4", "train.patience=3",
+                                    "dataset.group_field=f0", "train.monitor={auc: 1, gauc: 1}"])
+    metrics = Trainer(cfg, str(synthetic_transform), str(tmp_path / "run"), progress_bar=False).run()
+    scores = [monitored({"auc": e["valid_auc"], "gauc": e["valid_gauc"]}, cfg.train.monitor) for e in metrics["epochs"]]
+    assert metrics["best_epoch"] == 1 + int(np.argmax(scores))
+    assert 0.0 < metrics["valid"]["gauc"] < 1.0 and "gauc" in metrics["test"]
+    with pytest.raises(ConfigError, match="train.monitor: gauc needs dataset.group_field"):
+        load_config("synthetic", ["train.monitor={gauc: 1}"])

@@ -8,6 +8,9 @@ from fsdnet_tf.config import SPLITS, ConfigError, DatasetConfig, dataset_from_ya
 from fsdnet_tf.features import FeatureContract
 
 
+# Dataset keys that only say how a split is evaluated, not how it was transformed.
+EVALUATION_ONLY = ("group_field",)
+
 class TransformDir:
     def __init__(self, path: str | pathlib.Path):
         self.path = pathlib.Path(path)
@@ -39,6 +42,6 @@ class TransformDir:
         """The training config's dataset section must be the one the transform used."""
         ours, theirs = to_dict(self.dataset), to_dict(dataset)
         for key in ours:
-            if ours[key] != theirs.get(key):
+            if key not in EVALUATION_ONLY and ours[key] != theirs.get(key):
                 raise ConfigError(f"dataset.{key}: the config says {theirs.get(key)!r} but {self.path} "
                                   f"was transformed with {ours[key]!r}")

@@ -90,7 +90,7 @@ class KDTrainer(Trainer):
             return json.loads((self.write_dir / "metrics.json").read_text())
         started = time.perf_counter() - progress.get("seconds", 0.0)
         d = self.config.model.dagfm
-        self.evaluator = SplitEvaluator(self.transform, self.config.train)
+        self.evaluator = SplitEvaluator(self.transform, self.config.train, self.config.dataset.group_field)
         teacher_dir = self._teacher_phase()
         if teacher_dir is not None:
             check_teacher(teacher_dir, self.transform, self.config.model.embedding_dim, d.teacher_output)
@@ -133,7 +133,7 @@ class KDTrainer(Trainer):
             optimizer = tf_keras.optimizers.Adam(learning_rate=learning_rate)
             optimizer.build(trainable)
         schedule = Schedule(learning_rate, 1.0, learning_rate, d.patience, d.max_epochs, cfg.train.min_delta,
-                            eval_at_start=phase == "finetune")
+                            eval_at_start=phase == "finetune", monitor=tuple(cfg.train.monitor.items()))
         train_input = TrainInput(self.transform, d.batch_size, cfg.seed, cfg.train.in_memory,
                                  cfg.train.shuffle_buffer, cfg.train.label_noise)
         if teacher is not None and train_input.in_memory:

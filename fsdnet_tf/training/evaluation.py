@@ -1,7 +1,7 @@
 """Evaluation of a model's served ŷ and heads on a split of the transform output."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -20,11 +20,11 @@ def predictions(model, features: dict) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 class SplitEvaluator:
-    """``evaluator(predict, split)``: AUC / logloss of ŷ and of every head; the parsed split is
-    cached in memory when ``train.in_memory``."""
+    """``evaluator(predict, split)``: AUC / logloss of ŷ and of every head, and ŷ's gAUC over
+    ``group_field`` when given; the parsed split is cached in memory when ``train.in_memory``."""
 
-    def __init__(self, transform: TransformDir, train: TrainConfig):
-        self.transform, self.train = transform, train
+    def __init__(self, transform: TransformDir, train: TrainConfig, group_field: Optional[str] = None):
+        self.transform, self.train, self.group_field = transform, train, group_field
         self._cache: dict = {}
 
     def dataset(self, split: str) -> tf.data.Dataset:
@@ -35,11 +35,14 @@ class SplitEvaluator:
         return self._cache[split]
 
     def __call__(self, predict: Callable[[dict], tuple], split: str) -> dict:
-        labels, served, heads = [], [], []
+        labels, served, heads, groups = [], [], [], []
         fields = self.transform.contract.fields
         for batch in self.dataset(split):
             labels.append(batch[LABEL_KEY].numpy())
+            if self.group_field:
+                groups.append(batch[self.group_field].numpy())
             prediction, head_probabilities = predict({f: batch[f] for f in fields})
             served.append(prediction.numpy())
             heads.append(head_probabilities.numpy())
-        return evaluate(np.concatenate(labels), np.concatenate(served), np.concatenate(heads))
+        return evaluate(np.concatenate(labels), np.concatenate(served), np.concatenate(heads),
+                        np.concatenate(groups) if groups else None)

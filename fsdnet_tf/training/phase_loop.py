@@ -20,6 +20,8 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from fsdnet_tf.metrics import monitored
+
 log = logging.getLogger(__name__)
 
 
@@ -32,6 +34,7 @@ class Schedule:
     max_epochs: int
     min_delta: float
     eval_at_start: bool = False   # epoch 0: the starting weights compete for "best"
+    monitor: tuple[tuple[str, float], ...] = (("auc", 1.0),)   # the valid score: Σ weight·metric
 
 
 def prune_checkpoints(write_dir: pathlib.Path, keep: set, checkpoint_dir: str = "checkpoints") -> None:
@@ -74,7 +77,7 @@ class PhaseLoop:
         s = self.schedule
         if s.eval_at_start and state["best_checkpoint"] is None:
             valid = self.evaluate()
-            state.update(best_auc=valid["auc"], best_epoch=0, start_valid_auc=valid["auc"])
+            state.update(best_auc=monitored(valid, dict(s.monitor)), best_epoch=0, start_valid_auc=valid["auc"])
             state["best_checkpoint"] = self._save_best(0)
             log.info("%s: starting weights, valid AUC %.5f", self.checkpoint_dir, valid["auc"])
         while not state["stopped"]:
@@ -85,8 +88,12 @@ class PhaseLoop:
             valid = self.evaluate()
             record.update(valid_auc=valid["auc"], valid_logloss=valid["logloss"],
                           valid_heads=valid["heads"], learning_rate=state["learning_rate"])
-            if valid["auc"] > state["best_auc"] + s.min_delta:
-                state.update(best_auc=valid["auc"], best_epoch=epoch, wait=0)
+            if "gauc" in valid:
+                record["valid_gauc"] = valid["gauc"]
+            score = monitored(valid, dict(s.monitor))
+            # "best_auc" is the best monitored score: the valid AUC unless train.monitor adds gAUC.
+            if score > state["best_auc"] + s.min_delta:
+                state.update(best_auc=score, best_epoch=epoch, wait=0)
                 state["best_checkpoint"] = self._save_best(epoch)
             else:
                 state["wait"] += 1
@@ -123,6 +130,8 @@ def log_epoch(writer, record: dict, prefix: str = "") -> None:
             tf.summary.scalar(f"{prefix}train/{key}", value)
         tf.summary.scalar(f"{prefix}valid/auc", record["valid_auc"])
         tf.summary.scalar(f"{prefix}valid/logloss", record["valid_logloss"])
+        if "valid_gauc" in record:
+            tf.summary.scalar(f"{prefix}valid/gauc", record["valid_gauc"])
         for i, head in enumerate(record["valid_heads"]):
             tf.summary.scalar(f"{prefix}valid/auc_head_{i}", head["auc"])
         tf.summary.scalar(f"{prefix}learning_rate", record["learning_rate"])

@@ -128,7 +128,7 @@ class Trainer:
         self.epoch_runner = EpochRunner(self._train_step, self.train_input, self.strategy,
                                         cfg.train.steps_per_execution, self.objective.logged_keys())
         self._predict = tf.function(lambda features: predictions(self.model, features))
-        self.evaluator = SplitEvaluator(self.transform, cfg.train)
+        self.evaluator = SplitEvaluator(self.transform, cfg.train, cfg.dataset.group_field)
 
     def evaluate_split(self, split: str) -> dict:
         return self.evaluator(self._predict, split)
@@ -139,7 +139,7 @@ class Trainer:
         self._build()
         tcfg = self.config.train
         schedule = Schedule(tcfg.learning_rate, tcfg.lr_decay, tcfg.min_lr, tcfg.patience, tcfg.max_epochs,
-                            tcfg.min_delta)
+                            tcfg.min_delta, monitor=tuple(tcfg.monitor.items()))
         loop = PhaseLoop(self.write_dir, "checkpoints", self.model, self.optimizer, schedule, self._train_epoch,
                          lambda: self.evaluate_split("valid"),
                          lambda state: write_json_atomic(self.write_dir / "progress.json", state), self._log_epoch)
