@@ -66,3 +66,13 @@ def test_scientific_notation_without_a_dot_is_a_number():
     assert cfg.train.learning_rate == 1e-4 and cfg.model.dagfm.finetune_learning_rate == 2e-5
     with pytest.raises(ConfigError, match="train.learning_rate: expected a number, got 'fast'"):
         load_config("frappe", ["train.learning_rate=fast"])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["train.monitor={ndcg: 1}"], "train.monitor: .*'ndcg' is not a metric"),
+    (["train.monitor={auc: 0}"], "train.monitor: weights of auc and/or gauc"),
+    (["dataset.group_field=nobody"], "dataset.group_field: 'nobody' is not a feature column"),
+])
+def test_monitor_and_group_field_errors_name_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("frappe", overrides)
