@@ -33,7 +33,9 @@ STUDENTS = {"kd_outer": (), "dagfm_scratch": (("model.dagfm.teacher_type", "none
 # Frappe's student settings are not published: one knob at a time around the ML-1M row, seed
 # TUNE_SEED, judged by the distilled student's *valid* AUC.
 TUNE_SEED = 2023
-TUNE = {"kd_outer_lr0.01": (("model.dagfm.learning_rate", 0.01),),
+TUNE = {"kd_outer_rescaled": (("model.dagfm.mixing_init", "rescaled"),),
+        "kd_inner_rescaled": (("model.dagfm.kind", "inner"), ("model.dagfm.mixing_init", "rescaled")),
+        "kd_outer_lr0.01": (("model.dagfm.learning_rate", 0.01),),
         "kd_outer_deepest_head": (("model.dagfm.teacher_output", "deepest_head"),),
         "kd_outer_depth4": (("model.dagfm.depth", 4),)}
 LABELS = {TEACHER: "FSDNet teacher", "kd_outer": "KD-DAGFM (outer)", "kd_inner": "KD-DAGFM (inner)",
@@ -71,7 +73,7 @@ def multiply_adds(variant: str) -> int:
     if variant == TEACHER:
         return DEPTH * d0 * d0 + d0 * u + (len(DEEP) - 1) * u * u + DEPTH * (d0 + u)
     depth = 4 if variant.endswith("depth4") else DEPTH
-    edges = (1 if variant == "kd_inner" else 2) * depth * FIELDS * FIELDS * DIM + FIELDS * FIELDS * DIM
+    edges = (1 if variant.startswith("kd_inner") else 2) * depth * FIELDS * FIELDS * DIM + FIELDS * FIELDS * DIM
     if variant == "kd_plus":
         return edges + d0 * u + (len(DEEP) - 1) * u * u + u
     return edges + FIELDS * (depth + 1)

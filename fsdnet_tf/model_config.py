@@ -64,12 +64,16 @@ class DAGFMConfig:
     (z_T − z_S)²; ``finetune`` (student and embedding) BCE alone. Both add (l2/2)·Σ‖θ‖² over
     their trainable variables and run at ``learning_rate`` (``finetune_learning_rate`` for
     finetune when set) / ``batch_size`` with no schedule, stopping after ``patience`` epochs
-    without a better valid AUC. ``deep``: KD-DAGFM+, the
+    without a better valid AUC. ``mixing_init``: the field-mixing matrix C starts as I (the
+    paper), or ``rescaled`` as I / RMS(E) of the teacher's embeddings on a valid batch, so that
+    h^(0) has unit scale however strongly the teacher's tables were regularised (ours: layer t
+    scales as ‖E‖^(t+1), and tiny tables leave the higher orders near zero). ``deep``: KD-DAGFM+, the
     states summed into a deep tower of ``model.deep_units`` instead of the per-layer readout.
     """
     kind: Literal["inner", "outer"] = "outer"
     depth: int = 3
     deep: bool = False
+    mixing_init: Literal["identity", "rescaled"] = "identity"
     alpha: float = 0.1
     beta: float = 921.6
     teacher_type: Literal[PARALLEL_TYPES + ("none",)] = "fsdnet"

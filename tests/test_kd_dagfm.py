@@ -208,3 +208,17 @@ def test_print_config_shows_the_phases(capsys):
     assert train(["--config", "frappe", "--set", "model.type=kd_dagfm", "--set", "model.dagfm.teacher_type=none",
                   "--print-config"]) == 0
     assert "train: bce(student); trains the student and a fresh embedding" in capsys.readouterr().out
+
+
+def test_rescaled_mixing_gives_h0_unit_scale(kd_run, trained_run, synthetic_transform, tmp_path):
+    from fsdnet_tf.training.distillation import KDTrainer
+    identity = kd_run[1]["phases"]["distill"]
+    cfg = load_config("synthetic", KD + [f"model.dagfm.teacher_run={trained_run[0]}", "model.deep_units=[64,64,64]",
+                                         "model.dagfm.mixing_init=rescaled", "model.dagfm.max_epochs=1"])
+    rescaled = KDTrainer(cfg, str(synthetic_transform), str(tmp_path / "run"), progress_bar=False).run()
+    distill = rescaled["phases"]["distill"]
+    k = distill["mixing_scale"]
+    assert k > 1 and identity["mixing_scale"] is None
+    # C = k·I scales layer t by k^(t+1) (same seed, same initial P, Q).
+    for t, (a, b) in enumerate(zip(identity["layer_mean_abs_r"], distill["layer_mean_abs_r"])):
+        assert b == pytest.approx(a * k ** (t + 1), rel=1e-3), t

@@ -163,6 +163,8 @@ class KDTrainer(Trainer):
                 tf.train.Checkpoint(model=student).read(
                     str(self.write_dir / distilled)).assert_existing_objects_matched()
             elif phase == "distill":
+                if d.mixing_init == "rescaled":
+                    state["mixing_scale"] = self._rescale_mixing(student)
                 state["layer_mean_abs_r"] = self._log_layer_scale(student)
         log.info("phase %s: %s student, %d trainable variables", phase, d.kind, len(trainable))
         state = loop.run(state)
@@ -203,6 +205,14 @@ class KDTrainer(Trainer):
         log.info("teacher logits of %d training rows in %.1f s", n, time.perf_counter() - started)
         return values.astype(np.float32)
 
+    def _rescale_mixing(self, student) -> float:
+        """C = I / RMS(E) over a valid batch's embeddings: h^(0) of unit scale (``mixing_init: rescaled``)."""
+        batch = next(iter(self.evaluator.dataset("valid")))
+        rms = float(tf.sqrt(tf.reduce_mean(tf.square(student.embedding({f: batch[f] for f in student.fields})))))
+        student.dagfm.connect.assign(tf.eye(len(student.fields)) / rms)
+        log.info("field mixing C = I / %.3g (the embeddings' RMS)", rms)
+        return 1.0 / rms
+
     def _log_layer_scale(self, student) -> list[float]:
         """mean |r^(t)| per DAGFM layer on a valid batch: r^(t) scales as ‖E‖^(t+1) (SPEC_WAVE2 §2.3)."""
         batch = next(iter(self.evaluator.dataset("valid")))
@@ -235,7 +245,8 @@ class KDTrainer(Trainer):
             metrics["phases"] = {"teacher": {"run_dir": str(teacher_dir.resolve()), "model": teacher["model"],
                                              "test": teacher["test"], "valid": teacher["valid"],
                                              "parameters": teacher["parameters"]}, **metrics["phases"]}
-            metrics["phases"]["distill"]["layer_mean_abs_r"] = phases["distill"].get("layer_mean_abs_r")
+            for key in ("layer_mean_abs_r", "mixing_scale"):
+                metrics["phases"]["distill"][key] = phases["distill"].get(key)
         write_json_atomic(self.write_dir / "metrics.json", metrics)
         progress["finished"] = True
         write_json_atomic(self.write_dir / "progress.json", progress)
