@@ -202,8 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         study.write_report()
         return 0
-    # Students read their teacher's run directory: teachers first.
-    return study.run(teacher_runs()) or study.run(student_runs(work)) or study.run(tune_runs(work))
+    # Students read their teacher's run directory: teachers first; then the runs the targets need,
+    # the tuning runs, and the other students.
+    students = student_runs(work)
+    first = [r for r in students if r.variant in ("kd_outer", "dagfm_scratch")]
+    return (study.run(teacher_runs()) or study.run(first) or study.run(tune_runs(work))
+            or study.run([r for r in students if r not in first]))
 
 
 if __name__ == "__main__":
