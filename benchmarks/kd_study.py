@@ -101,7 +101,7 @@ def compute(runs: dict, serving: dict | None) -> dict:
         auc, ll = mean_std(aucs), mean_std(lls)
         phases = [r.get("phases", {}) for r in by_seed.values()]
         models[variant] = {
-            "seeds": sorted(by_seed), "valid_auc_mean": mean_std([r["valid"]["auc"] for r in by_seed.values()])[0], "auc_mean": auc[0], "auc_std": auc[1], "logloss_mean": ll[0],
+            "seeds": sorted(by_seed), "valid_auc_by_seed": {s: r["valid"]["auc"] for s, r in sorted(by_seed.items())}, "auc_mean": auc[0], "auc_std": auc[1], "logloss_mean": ll[0],
             "logloss_std": ll[1], "auc_gap_to_teacher": mean_std(gaps)[0] if gaps else None,
             "distill_auc_mean": (mean_std([p["distill"]["test"]["auc"] for p in phases])[0]
                                  if all("distill" in p for p in phases) else None),
@@ -118,11 +118,13 @@ def compute(runs: dict, serving: dict | None) -> dict:
             "serving_budget": (serving or {}).get("auc_budget")}
 
 
-def targets(result: dict, complete: bool) -> list[tuple[str, bool | None, str]]:
+def targets(result: dict) -> list[tuple[str, bool | None, str]]:
+    """Each target is decided once the runs it compares have every seed."""
     m = result["models"]
     kd, teacher, scratch = m.get("kd_outer"), m.get(TEACHER), m.get("dagfm_scratch")
     if not kd or not teacher:
         return []
+    complete = all(len(x["seeds"]) == len(zoo.SEEDS) for x in (kd, teacher) + ((scratch,) if scratch else ()))
     ratio = None
     if kd["grpc_examples_per_second_1024"] and teacher["grpc_examples_per_second_1024"]:
         ratio = kd["grpc_examples_per_second_1024"] / teacher["grpc_examples_per_second_1024"]
@@ -161,19 +163,21 @@ def render(result: dict, missing: list[str]) -> str:
         rate = f"{m['grpc_examples_per_second_1024']:,}" if m["grpc_examples_per_second_1024"] else "—"
         lines.append(f"| {label} | {len(m['seeds'])} | {plus_minus(m['auc_mean'], m['auc_std'])} | "
                      f"{plus_minus(m['logloss_mean'], m['logloss_std'], 4)} | {gap} | {distill} | {helped} | "
-                     f"{m['parameters']:,} | {m['multiply_adds']:,} ({m['flops_ratio']:.1%}) | {rate} | "
+                     f"{m['parameters'] or 0:,} | {m['multiply_adds']:,} ({m['flops_ratio']:.1%}) | {rate} | "
                      f"{m['epochs_mean']:.1f} |")
-    tuned = {v: result["models"][v]["valid_auc_mean"] for v in ("kd_outer", *TUNE) if v in result["models"]}
+    tuned = {v: result["models"][v]["valid_auc_by_seed"].get(TUNE_SEED) for v in ("kd_outer", *TUNE)
+             if v in result["models"]}
     if len(tuned) > 1:
-        lines += ["", f"Tuning on valid (seed {TUNE_SEED} for the variants, the mean of the seeds for kd_outer): "
-                  + ", ".join(f"{v} {auc:.5f}" for v, auc in tuned.items()) + "."]
+        lines += ["", f"Tuning, valid AUC of seed {TUNE_SEED} (the default settings are `kd_outer`): "
+                  + ", ".join(f"{v} {auc:.5f}" for v, auc in tuned.items() if auc is not None) + "."]
     lines += ["", "Multiply-adds: analytic, as `fsdnet_tf/export/cost.py` (equal to the served graph's count; "
               "they include DAGFM's field mixing C·E, which SPEC_WAVE2 §2.8's 9,640 leaves out). "
               "“finetune helped”: seeds whose finetune phase beat the distilled weights on valid AUC (otherwise the "
               "distilled weights, its epoch 0, are served).", "", "## Targets", ""]
     lines += target_lines(result["targets"])
     if result.get("serving_choice"):
-        lines += ["", f"Serving menu (`frappe_menu_serving.json`, seed 2023's models): the cheapest within "
+        lines += ["", f"Serving menu ([`frappe_menu_serving.md`](frappe_menu_serving.md), "
+                  f"`frappe_menu_serving.png`; seed 2023's models, `fsdnet-menu`): the cheapest within "
                   f"{result['serving_budget']:g} AUC of the best is **{result['serving_choice']}**."]
     return "\n".join(lines) + "\n"
 
@@ -183,7 +187,7 @@ def write_report(results_dir: pathlib.Path, work_dir: pathlib.Path) -> dict:
     serving = json.loads(serving_path.read_text()) if serving_path.is_file() else None
     runs, missing = collect(results_dir, work_dir)
     result = compute(runs, serving)
-    return publish_report(results_dir, "frappe_menu", result, targets(result, not missing), missing, render)
+    return publish_report(results_dir, "frappe_menu", result, targets(result), missing, render)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,3 +61,22 @@ def test_tf4ctr_report_compares_with_the_official_seeds(tmp_path):
     assert set(result["parents"]) == {"tf4ctr_fsd vs fsdnet", "tf4ctr_fsd vs tf4ctr_dcnv2",
                                       "tf4ctr_fsd_dropout0.2 vs fsdnet", "tf4ctr_fsd_dropout0.2 vs tf4ctr_dcnv2",
                                       "tf4ctr_mlp_fsd vs fsdnet", "tf4ctr_mlp_fsd vs tf4ctr"}
+
+
+def test_kd_report_pairs_students_with_their_teachers(tmp_path):
+    import kd_study
+    results, work = tmp_path / "results", tmp_path / "work"
+    for seed in zoo.SEEDS:
+        store(results / "frappe_kd_runs", zoo.ZooRun("fsdnet", seed, group="kd", label=kd_study.TEACHER), 0.984, 0.14)
+    for run in kd_study.student_runs(work):
+        auc = {"kd_outer": 0.9835, "dagfm_scratch": 0.976 + (run.seed - 2023) * 1e-4}.get(run.variant, 0.97)
+        store(results / "frappe_kd_runs", run, auc, 0.15)
+    (results / "frappe_menu_serving.json").write_text(json.dumps({"auc_budget": 0.001, "choice": "kd_outer", "entries": [
+        {"name": "kd_teacher", "grpc_sustained_examples_per_second": 100},
+        {"name": "kd_outer", "grpc_sustained_examples_per_second": 250}]}))
+    result = kd_study.write_report(results, work)
+    kd = result["models"]["kd_outer"]
+    assert kd["auc_gap_to_teacher"] == pytest.approx(-0.0005) and kd["flops_ratio"] == pytest.approx(11_240 / 462_480)
+    assert [t["met"] for t in result["targets"]] == [True, True, True, True]
+    assert set(result["missing"]) == {r.name for r in kd_study.tune_runs(work)}
+    assert "**kd_outer**" in (results / "frappe_menu.md").read_text()
