@@ -141,20 +141,27 @@ def report_markdown(rows: list[dict], choice: dict, budget: float) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict], choice: dict, path: pathlib.Path) -> None:
+def plot(rows: list[dict], choice: dict, budget: float, path: pathlib.Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for r in rows:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    best = max(r["test_auc"] for r in rows)
+    ax.axhline(best - budget, color="grey", linestyle="--", linewidth=1, label=f"best − {budget:g} AUC")
+    for i, r in enumerate(sorted(rows, key=lambda r: r["grpc_sustained_examples_per_second"])):
         x = r["grpc_sustained_examples_per_second"]
         ax.scatter(x, r["test_auc"], s=60, color="tab:red" if r is choice else "tab:blue")
-        ax.annotate(r["name"], (x, r["test_auc"]), textcoords="offset points", xytext=(6, 4), fontsize=9)
+        # Staggered labels: neighbours on the cost axis often have nearly equal AUC.
+        ax.annotate(r["name"] + (" (chosen)" if r is choice else ""), (x, r["test_auc"]),
+                    textcoords="offset points", xytext=(12, (-24, 14, 32)[i % 3]), fontsize=9,
+                    arrowprops={"arrowstyle": "-", "linewidth": 0.6, "color": "grey"})
     ax.set_xscale("log")
     ax.set_xlabel("gRPC examples/s at batch 1024 (sustained, higher is cheaper)")
     ax.set_ylabel("test AUC")
     ax.set_title("Serving menu: quality against serving cost")
     ax.grid(alpha=0.3)
+    ax.margins(x=0.12, y=0.25)
+    ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -203,7 +210,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     (out / "menu.json").write_text(json.dumps({"auc_budget": args.auc_budget, "choice": choice["name"],
                                                "entries": rows}, indent=2) + "\n")
     (out / "menu.md").write_text(report_markdown(rows, choice, args.auc_budget))
-    plot(rows, choice, out / "menu.png")
+    plot(rows, choice, args.auc_budget, out / "menu.png")
     for r in rows:
         print(f"  {r['name']:16s} AUC {r['test_auc']:.5f}  {r['multiply_adds']:>9,} MACs  "
               f"{r['grpc_sustained_examples_per_second']:>9,} ex/s @1024 over gRPC")
