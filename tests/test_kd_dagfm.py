@@ -143,6 +143,9 @@ def test_the_teacher_phase_trains_a_teacher_in_the_run_directory(synthetic_trans
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["phases"]["teacher"]["model"] == "dcnv2"
     assert (tmp_path / "run" / "teacher" / "metrics.json").is_file()
+    from fsdnet_tf.export import export_run           # KD-DAGFM+ serves through the same export
+    out = export_run(str(tmp_path / "run"), str(tmp_path / "models"), "kd_plus")
+    assert out["verification"]["examples_vs_in_memory"] <= 1e-6 and out["parameters"] == metrics["parameters"]
 
 
 def test_without_a_teacher_the_student_trains_from_scratch(synthetic_transform, tmp_path):
