@@ -160,7 +160,7 @@ def test_cli_bad_config_key_is_one_line_and_nonzero(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == (
         "fsdnet-transform: error: unknown key 'dataset.min_frequncy' (known keys: " + ", ".join(sorted(
             ["name", "format", "columns", "label", "header", "delimiter", "min_frequency", "num_oov_buckets",
-             "splits", "field_map", "movielens", "synthetic"])) + ")")
+             "splits", "field_map", "movielens", "synthetic", "group_field"])) + ")")
 
 
 CRITEO = SHARED_DATA / "criteo_sample"
