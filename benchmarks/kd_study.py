@@ -144,10 +144,16 @@ def targets(result: dict) -> list[tuple[str, bool | None, str]]:
             "not measured yet" if ratio is None else f"{ratio:.2f}×")]
     tuned = m.get(TUNED)
     if tuned:
-        out.append((f"the student tuned on valid ({TUNED}) within 0.001 AUC of its teacher",
-                    tuned["auc_gap_to_teacher"] >= -AUC_GAP if len(tuned["seeds"]) == len(zoo.SEEDS) else None,
+        tuned_ratio = (tuned["grpc_examples_per_second_1024"] / teacher["grpc_examples_per_second_1024"]
+                       if tuned["grpc_examples_per_second_1024"] and teacher["grpc_examples_per_second_1024"] else None)
+        out.append((f"the student tuned on valid ({TUNED}) within 0.001 AUC of its teacher, ≤ 25 % of its "
+                    "multiply-adds, ≥ 2× its gRPC throughput",
+                    (tuned["auc_gap_to_teacher"] >= -AUC_GAP and tuned["flops_ratio"] <= FLOPS_RATIO
+                     and tuned_ratio is not None and tuned_ratio >= THROUGHPUT_RATIO)
+                    if len(tuned["seeds"]) == len(zoo.SEEDS) else None,
                     f"gap {tuned['auc_gap_to_teacher']:+.5f} over {len(tuned['seeds'])} seeds, "
-                    f"{tuned['multiply_adds']:,} multiply-adds ({tuned['flops_ratio']:.1%})"))
+                    f"{tuned['multiply_adds']:,} multiply-adds ({tuned['flops_ratio']:.1%}), throughput "
+                    + ("not measured" if tuned_ratio is None else f"{tuned_ratio:.2f}×")))
     if scratch:
         out.append(("above the same student trained without distillation",
                     kd["auc_mean"] > scratch["auc_mean"] if complete else None,
