@@ -39,3 +39,22 @@ def stats(transform_dir) -> dict:
 def auc(labels, scores) -> float:
     from fsdnet_tf.metrics import roc_auc
     return roc_auc(np.asarray(labels), np.asarray(scores))
+
+
+def run_on_loopback_workers(command: list[str], workers: int = 2, timeout: float = 600,
+                            cwd=None) -> list[tuple[int, str]]:
+    """Run ``command`` once per worker of a loopback TF_CONFIG cluster; (return code, output) each."""
+    import os
+    import socket
+    import subprocess
+    ports = []
+    for _ in range(workers):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = [subprocess.Popen(command, env={**os.environ, "TF_CONFIG": json.dumps(
+        {"cluster": cluster, "task": {"type": "worker", "index": i}})}, cwd=cwd, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True) for i in range(workers)]
+    outputs = [p.communicate(timeout=timeout)[0] for p in procs]
+    return [(p.returncode, out) for p, out in zip(procs, outputs)]

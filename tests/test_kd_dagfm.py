@@ -177,25 +177,15 @@ def test_teacher_logits_computed_once_equal_the_per_batch_teacher(trained_run, s
 
 def test_distillation_on_two_workers(trained_run, synthetic_transform, tmp_path):
     """The multi-replica path (tf.data input with the teacher-logit column, all-reduced steps)."""
-    import os
-    import socket
-    import subprocess
     import sys
-    ports = []
-    for _ in range(2):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+
+    from helpers import run_on_loopback_workers
     command = [sys.executable, "-m", "fsdnet_tf.training.cli", "--config", "synthetic", "--transform-dir",
                str(synthetic_transform), "--run-dir", str(tmp_path / "run"), "--no-progress"]
     for item in KD + [f"model.dagfm.teacher_run={trained_run[0]}", "model.dagfm.max_epochs=2"]:
         command += ["--set", item]
-    procs = [subprocess.Popen(command, env={**os.environ, "TF_CONFIG": json.dumps(
-        {"cluster": cluster, "task": {"type": "worker", "index": i}})}, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True) for i in range(2)]
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    results = run_on_loopback_workers(command)
+    assert [code for code, _ in results] == [0, 0], results[0][1][-3000:] + results[1][1][-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["replicas"] == 2 and metrics["phases"]["distill"]["epochs"] == 2
     assert metrics["test"]["auc"] > 0.5

@@ -2,7 +2,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import tensorflow as tf
 import tf_keras
 
 from conftest import REPO
-from helpers import auc
+from helpers import auc, run_on_loopback_workers
 
 from fsdnet_tf.config import ConfigError, load_config
 from fsdnet_tf.data.input import load_arrays
@@ -128,21 +127,11 @@ def test_resume_after_kill_gives_the_same_result(synthetic_transform, tmp_path):
 
 
 def test_two_workers_on_loopback(synthetic_transform, tmp_path):
-    ports = []
-    for _ in range(2):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     run_dir = tmp_path / "multi"
-    procs = []
-    for index in range(2):
-        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        procs.append(subprocess.Popen(
-            _train_command(synthetic_transform, run_dir, ["train.max_epochs=2", "train.batch_size=2048"]),
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    results = run_on_loopback_workers(
+        _train_command(synthetic_transform, run_dir, ["train.max_epochs=2", "train.batch_size=2048"]), cwd=REPO)
+    outputs = [out for _, out in results]
+    assert [code for code, _ in results] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["replicas"] == 2 and len(metrics["epochs"]) == 2
     # MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy
