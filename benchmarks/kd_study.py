@@ -203,7 +203,7 @@ def render(result: dict, missing: list[str]) -> str:
 
 
 ML1M_RUNS = "movielens1m_kd_runs"
-ML1M_VARIANTS = (TEACHER, "kd_outer", "dagfm_scratch")
+ML1M_VARIANTS = (TEACHER, "kd_outer", "kd_inner", "kd_plus", "dagfm_scratch")
 
 
 def store_ml1m(run_root: pathlib.Path, results_dir: pathlib.Path) -> int:

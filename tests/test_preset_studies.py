@@ -80,3 +80,14 @@ def test_kd_report_pairs_students_with_their_teachers(tmp_path):
     assert [t["met"] for t in result["targets"]] == [True, True, True, True]
     assert set(result["missing"]) == {r.name for r in kd_study.tune_runs(work) + kd_study.tuned_runs(work)}
     assert "**kd_outer**" in (results / "frappe_menu.md").read_text()
+
+
+def test_kd_report_has_a_movielens_section_from_stored_runs(tmp_path):
+    import kd_study
+    root, results = tmp_path / "ml1m", tmp_path / "results"
+    for name, auc in (("kd_teacher_s2023", 0.8125), ("kd_outer_s2023", 0.8124), ("unrelated_s2023", 0.5)):
+        (root / name).mkdir(parents=True)
+        (root / name / "metrics.json").write_text(json.dumps({"test": {"auc": auc, "logloss": 0.52}}))
+    assert kd_study.store_ml1m(root, results) == 2
+    lines = "\n".join(kd_study.ml1m_lines(results))
+    assert "| KD-DAGFM (outer) | 1 | 0.81240 ± 0.00000 | 0.5200 ± 0.0000 | -0.00010 |" in lines
