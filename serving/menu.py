@@ -192,8 +192,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error("--auc-budget must be >= 0")
     from fsdnet_tf.config import ConfigError
     from fsdnet_tf.export import ExportError
-    from fsdnet_tf.data.transform_output import TransformDir
     from fsdnet_tf.export.saved_model import load_raw_sample
+    from fsdnet_tf.training.trainer import run_transform
     out = pathlib.Path(args.out_dir)
     models_dir = out / "models"
     try:
@@ -201,8 +201,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         for i, entry in enumerate(entries, 1):
             print(f"[{i}/{len(entries)}] exporting {entry.name} ({entry.run_dir}:{entry.output})", flush=True)
             rows.append(export_entry(entry, models_dir))
-        run_info = json.loads((pathlib.Path(entries[0].run_dir) / "run.json").read_text())
-        raw_rows = load_raw_sample(TransformDir(run_info["transform_dir"]))
+        raw_rows = load_raw_sample(run_transform(entries[0].run_dir))
     except (ConfigError, ExportError, FileNotFoundError) as err:
         print(f"fsdnet-menu: error: {err}", file=sys.stderr)
         return 2

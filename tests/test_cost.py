@@ -43,3 +43,17 @@ def test_fsdnet_frappe_figures_and_the_teacher_head_reads_one_head():
     # SPEC_WAVE2 §2.8: cross 3·160² + deep 160·400 + 2·400² + three heads of 560.
     assert analytic_multiply_adds(model) == 462_480 == profiler_multiply_adds(model)
     assert graph_multiply_adds(model, "teacher_head") == 462_480 - 2 * 560
+
+
+def test_the_kd_reports_formula_equals_the_analytic_count():
+    """benchmarks/kd_study.py counts without TensorFlow; it must agree with the served models' count."""
+    import pathlib
+    import sys
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "benchmarks"))
+    import kd_study
+    teacher = build_model(load_config("frappe").model, tuple(VOCAB), VOCAB, for_serving=True)
+    assert kd_study.multiply_adds(kd_study.TEACHER) == analytic_multiply_adds(teacher)
+    for variant, extra in {"kd_outer": [], "kd_inner": ["model.dagfm.kind=inner"], "kd_plus": ["model.dagfm.deep=true"],
+                           "kd_outer_depth4": ["model.dagfm.depth=4"]}.items():
+        student = build_student(load_config("frappe", ["model.type=kd_dagfm"] + extra).model, tuple(VOCAB), VOCAB)
+        assert kd_study.multiply_adds(variant) == analytic_multiply_adds(student), variant

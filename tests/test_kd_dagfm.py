@@ -215,3 +215,19 @@ def test_rescaled_mixing_gives_h0_unit_scale(kd_run, trained_run, synthetic_tran
     # C = k·I scales layer t by k^(t+1) (same seed, same initial P, Q).
     for t, (a, b) in enumerate(zip(identity["layer_mean_abs_r"], distill["layer_mean_abs_r"])):
         assert b == pytest.approx(a * k ** (t + 1), rel=1e-3), t
+
+
+def test_the_kd_term_is_zero_when_the_student_matches_the_teacher_logit(trained_run, synthetic_transform):
+    from fsdnet_tf.data.input import TrainInput
+    from fsdnet_tf.data.transform_output import TransformDir
+    from fsdnet_tf.models.student import build_student
+    from fsdnet_tf.training.distillation import TEACHER_LOGIT, KDTrainer
+    cfg = load_config("synthetic", KD + [f"model.dagfm.teacher_run={trained_run[0]}"])
+    transform = TransformDir(str(synthetic_transform))
+    student = build_student(cfg.model, transform.contract.fields, transform.vocab_sizes())
+    batch = TrainInput(transform, 256, 1, True, 1000, 0.0).gather(tf.range(256, dtype=tf.int64))
+    batch[TEACHER_LOGIT] = student.named_outputs(batch, training=True).logits["student"]
+    trainer = KDTrainer(cfg, str(synthetic_transform), "/nonexistent", progress_bar=False)
+    values, total = trainer._loss_fn("distill", student, None, student.student_variables)(batch, 1)
+    assert float(values["kd_mse"]) == 0.0
+    np.testing.assert_allclose(total.numpy(), cfg.model.dagfm.alpha * values["bce"] + values["regulariser"], rtol=1e-6)

@@ -38,7 +38,7 @@ from fsdnet_tf.models.student import STUDENT_HEAD, build_student
 from fsdnet_tf.training.epoch_loop import EpochRunner, make_step
 from fsdnet_tf.training.evaluation import SplitEvaluator, predictions
 from fsdnet_tf.training.phase_loop import PhaseLoop, Schedule, initial_state, log_epoch, write_json_atomic
-from fsdnet_tf.training.trainer import Trainer, restore_model
+from fsdnet_tf.training.trainer import Trainer, restore_model, run_transform
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,7 @@ def check_teacher(teacher_dir: pathlib.Path, transform: TransformDir, embedding_
     cfg = load_config(str(teacher_dir / "config.yaml"))
     if cfg.model.type == "kd_dagfm":
         raise ConfigError(f"model.dagfm.teacher_run: {teacher_dir} is itself a KD-DAGFM run")
-    run_info = json.loads((teacher_dir / "run.json").read_text())
-    fields = TransformDir(run_info["transform_dir"]).contract.fields
+    fields = run_transform(teacher_dir).contract.fields
     if tuple(fields) != tuple(transform.contract.fields):
         raise ConfigError(f"model.dagfm.teacher_run: the teacher's fields {list(fields)} differ from this "
                           f"transform's {list(transform.contract.fields)} (the student shares its tables)")
@@ -205,18 +204,23 @@ class KDTrainer(Trainer):
         log.info("teacher logits of %d training rows in %.1f s", n, time.perf_counter() - started)
         return values.astype(np.float32)
 
+    def _valid_features(self, student) -> dict:
+        """The first valid batch's features (read once), for the start-of-distillation scale checks."""
+        if not hasattr(self, "_first_valid"):
+            batch = next(iter(self.evaluator.dataset("valid")))
+            self._first_valid = {f: batch[f] for f in student.fields}
+        return self._first_valid
+
     def _rescale_mixing(self, student) -> float:
         """C = I / RMS(E) over a valid batch's embeddings: h^(0) of unit scale (``mixing_init: rescaled``)."""
-        batch = next(iter(self.evaluator.dataset("valid")))
-        rms = float(tf.sqrt(tf.reduce_mean(tf.square(student.embedding({f: batch[f] for f in student.fields})))))
+        rms = float(tf.sqrt(tf.reduce_mean(tf.square(student.embedding(self._valid_features(student))))))
         student.dagfm.connect.assign(tf.eye(len(student.fields)) / rms)
         log.info("field mixing C = I / %.3g (the embeddings' RMS)", rms)
         return 1.0 / rms
 
     def _log_layer_scale(self, student) -> list[float]:
         """mean |r^(t)| per DAGFM layer on a valid batch: r^(t) scales as ‖E‖^(t+1) (SPEC_WAVE2 §2.3)."""
-        batch = next(iter(self.evaluator.dataset("valid")))
-        reps = student.named_outputs({f: batch[f] for f in student.fields}, training=False).reps
+        reps = student.named_outputs(self._valid_features(student), training=False).reps
         scale = [float(np.mean(np.abs(reps[f"dagfm/{t}"].numpy()))) for t in range(student.cfg.dagfm.depth + 1)]
         log.info("distill starts: mean |r^(t)| per layer %s", ", ".join(f"{v:.3g}" for v in scale))
         return scale

@@ -43,6 +43,11 @@ from fsdnet_tf.training.phase_loop import PhaseLoop, Schedule, initial_state, lo
 log = logging.getLogger(__name__)
 
 
+def run_transform(run_dir: str | pathlib.Path) -> TransformDir:
+    """The transform output a run was trained on (recorded in its run.json)."""
+    return TransformDir(json.loads((pathlib.Path(run_dir) / "run.json").read_text())["transform_dir"])
+
+
 def restore_model(run_dir: str | pathlib.Path, config: Optional[Config] = None,
                   transform: Optional[TransformDir] = None, for_serving: bool = False,
                   best_checkpoint: Optional[str] = None) -> tuple[tf_keras.Model, Config, TransformDir]:
@@ -54,8 +59,7 @@ def restore_model(run_dir: str | pathlib.Path, config: Optional[Config] = None,
     if best_checkpoint is None and not metrics_path.is_file():
         raise ConfigError(f"{run_dir} is not a finished training run (no metrics.json)")
     config = config or load_config(str(run_dir / "config.yaml"))
-    run_info = json.loads((run_dir / "run.json").read_text())
-    transform = transform or TransformDir(run_info["transform_dir"])
+    transform = transform or run_transform(run_dir)
     devices.set_precision(False)
     fields, vocab = transform.contract.fields, transform.vocab_sizes()
     if config.model.type == "kd_dagfm":
