@@ -163,7 +163,8 @@ def targets(result: dict) -> list[tuple[str, bool | None, str]]:
 
 def render(result: dict, missing: list[str]) -> str:
     lines = ["# Frappe: KD-DAGFM students of an FSDNet teacher, and the serving menu", "",
-             f"Generated {datetime.date.today().isoformat()} by `{COMMAND}` from the stored runs. Students: "
+             f"Generated {datetime.date.today().isoformat()} by `{COMMAND}` from the stored runs, trained on the "
+             "development machine (2 CPU cores, no GPU, 2 runs at a time). Students: "
              "SPEC_WAVE2 §2 with its ML-1M settings (lr 3e-3, L2 1e-6, α 0.1, β 921.6, batch 1024, patience 10); "
              "teachers: FSDNet with the shipped `frappe` settings. Test figures of the served output; the gap "
              "is paired by seed.", ""]

@@ -19,8 +19,10 @@ from fsdnet_tf import _env  # noqa: F401  (before TensorFlow)
 
 import argparse
 import contextlib
+import datetime
 import json
 import logging
+import os
 import pathlib
 import sys
 from dataclasses import dataclass
@@ -122,7 +124,8 @@ def write_models_config(rows: list[dict], path: pathlib.Path) -> None:
 
 def report_markdown(rows: list[dict], choice: dict, budget: float) -> str:
     best = max(r["test_auc"] for r in rows)
-    lines = ["# Serving menu", "",
+    lines = ["# Serving menu", "", f"Measured {datetime.date.today().isoformat()} on {os.cpu_count()} CPU cores by "
+             "`fsdnet-menu` (all servers up at once, calls interleaved).", "",
              "| model | run output | test AUC | Δ AUC vs best | logloss | parameters | multiply-adds / example |"
              " in-process p50 / p99 ms (1 · 64 · 1024) | gRPC p50 / p99 ms (1 · 64 · 1024) | gRPC examples/s @1024 |",
              "|---|---|---|---|---|---|---|---|---|---|"]
