@@ -52,9 +52,29 @@ def reference_kd(teacher_logits: tf.Tensor, student_logits: tf.Tensor, temperatu
     return positive + negative
 
 
-def hint_mse(teacher_fused: tf.Tensor, student_fused: tf.Tensor) -> tf.Tensor:
-    """Mean squared difference of fused vectors per example, (B, d) → (B,)."""
-    return tf.reduce_mean(tf.square(teacher_fused - student_fused), axis=-1)
+def hint_mse(teacher_fused, student_fused) -> tf.Tensor:
+    """Mean squared difference of fused vectors per example, (B, d) → (B,).
+
+    Either side may be given as the parts whose concatenation is the vector (the same
+    widths on both sides), which spares building the concatenation and its gradient.
+    """
+    if not isinstance(teacher_fused, tuple) and not isinstance(student_fused, tuple):
+        return tf.reduce_mean(tf.square(teacher_fused - student_fused), axis=-1)
+    teacher_parts, student_parts = _as_parts(teacher_fused), _as_parts(student_fused)
+    widths = [int(t.shape[-1]) for t in teacher_parts]
+    if widths != [int(s.shape[-1]) for s in student_parts]:
+        teacher_parts, student_parts = (tf.concat(teacher_parts, -1),), (tf.concat(student_parts, -1),)
+    squares = tf.add_n([tf.reduce_sum(tf.square(t - s), axis=-1) for t, s in zip(teacher_parts, student_parts)])
+    return squares / float(sum(widths))
+
+
+def _float32(value):
+    """A tensor, or a tuple of parts, in float32."""
+    return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), value)
+
+
+def _as_parts(fused) -> tuple:
+    return fused if isinstance(fused, tuple) else (fused,)
 
 
 def _true_class_probability(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
@@ -129,12 +149,12 @@ class Objective:
 
         logged, total = {}, None
         for term in self.terms:
-            source = outputs.reps if term.loss == "hint" else outputs.logits
+            source = {**outputs.reps, **outputs.fused_parts} if term.loss == "hint" else outputs.logits
             missing = [n for n in (term.teacher, *term.students) if n is not None and n not in source]
             if missing:
                 raise KeyError(f"{term.describe()} reads {missing[0]!r}, which the model does not output "
                                f"(it has {', '.join(source)})")
-            students = [tf.cast(source[name], tf.float32) for name in term.students]
+            students = [_float32(source[name]) for name in term.students]
             if term.loss == "bce":
                 means = [mean(binary_cross_entropy(labels, z)) for z in students]
                 logged.update({f"bce_head_{i}": m for i, m in enumerate(means)})
@@ -142,9 +162,9 @@ class Objective:
                 focus = FOCUS_LOSSES[term.loss]
                 means = [mean(focus(labels, z, term.focus_c, term.focus_gamma)) for z in students]
             else:
-                teacher = tf.cast(source[term.teacher], tf.float32)
+                teacher = _float32(source[term.teacher])
                 if term.detach_teacher:
-                    teacher = tf.stop_gradient(teacher)
+                    teacher = tf.nest.map_structure(tf.stop_gradient, teacher)
                 if term.loss == "kl":
                     kd = bernoulli_kl if term.kd_variant == "bernoulli" else reference_kd
                     means = [mean(kd(teacher, z, term.temperature)) for z in students]

@@ -15,6 +15,7 @@ import tf_keras
 from conftest import REPO
 
 from fsdnet_tf.config import ModelConfig
+from fsdnet_tf.layers import towers
 from fsdnet_tf.losses import Objective
 from fsdnet_tf.models import build_model
 from fsdnet_tf.training.trainer import make_train_step
@@ -73,11 +74,18 @@ def step_losses(case: str) -> list[dict]:
     return losses
 
 
+def thirty_two_bit_dropout(x, rate, seed):
+    """The masks the fixture was trained with (dropout drew one 32-bit uniform per unit then)."""
+    return tf.nn.experimental.stateless_dropout(x, rate, seed=seed)
+
+
 @pytest.mark.parametrize("case", sorted(SPEC["cases"]))
-def test_training_steps_give_the_same_losses(case):
+def test_training_steps_give_the_same_losses(case, monkeypatch):
     """Equal to float noise: even under the deterministic settings two processes differ by an ulp
     now and then (seen on the KL term, 1.2e-7 relative); a changed term, weight or initialisation
-    moves the losses by orders of magnitude more."""
+    moves the losses by orders of magnitude more. Dropout's masks are drawn as the fixture's were:
+    the 16-bit masks are a deliberate change (its own tests are in test_layers.py)."""
+    monkeypatch.setattr(towers, "stateless_dropout_16bit", thirty_two_bit_dropout)
     for number, (mine, expected) in enumerate(zip(step_losses(case), SPEC["cases"][case]["losses"], strict=True)):
         single_head_zeros = {k for k in ("kl", "hint") if k not in mine and expected[k] == 0.0}
         assert set(mine) == set(expected) - single_head_zeros, number

@@ -35,19 +35,51 @@ class Fusion(tf_keras.layers.Layer):
                                                       kernel_initializer=glorot_normal(), name="score_hidden")
             self.score = tf_keras.layers.Dense(1, use_bias=False, kernel_initializer=glorot_normal(), name="score")
 
-    def call(self, c: Optional[tf.Tensor], h: tf.Tensor) -> tf.Tensor:
+    def parts(self, c: Optional[tf.Tensor], h: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        """The pieces whose concatenation is f: heads and the hint read them without the concat."""
         if self.kind == "none":
-            return h
+            return (h,)
         if self.kind == "concat":
-            return tf.concat([c, h], axis=-1)
+            return (c, h)
         projected = self.project(c)
         if self.kind == "hadamard":
-            return tf.concat([c, h, projected * h], axis=-1)
+            return (c, h, projected * h)
         if self.kind == "add":
-            return tf.concat([c, h, projected + h], axis=-1)
+            return (c, h, projected + h)
         candidates = tf.stack([projected, h], axis=1)                       # (B, 2, H)
         weights = tf.nn.softmax(self.score(self.score_hidden(candidates)), axis=1)  # (B, 2, 1)
-        return tf.concat([c, h + tf.reduce_sum(weights * candidates, axis=1)], axis=-1)
+        return (c, h + tf.reduce_sum(weights * candidates, axis=1))
+
+    def call(self, c: Optional[tf.Tensor], h: tf.Tensor) -> tf.Tensor:
+        return concatenate(self.parts(c, h))
 
     def get_config(self):
         return {**super().get_config(), "kind": self.kind, "deep_width": self.deep_width}
+
+
+def concatenate(parts: tuple[tf.Tensor, ...]) -> tf.Tensor:
+    return parts[0] if len(parts) == 1 else tf.concat(parts, axis=-1)
+
+
+class PartsLogit(tf_keras.layers.Layer):
+    """Dense(1) on the concatenation of its inputs, computed part by part: Σ_i x_i·w_i + b.
+
+    Never materialises the (B × width) concatenation, nor slices its gradient apart
+    (on FSDNet's three heads that copying was a tenth of the training step). Its variables
+    are a Dense layer's (``kernel`` (width, 1), ``bias`` (1,)), so checkpoints are unchanged.
+    Computes in float32 so that mixed precision never rounds the logit.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+
+    def build(self, input_shape):
+        self.widths = [int(shape[-1]) for shape in input_shape]
+        self.kernel = self.add_weight("kernel", shape=[sum(self.widths), 1], initializer=glorot_normal())
+        self.bias = self.add_weight("bias", shape=[1], initializer="zeros")
+
+    def call(self, parts: tuple[tf.Tensor, ...]) -> tf.Tensor:
+        """(B,) logits."""
+        kernels = tf.split(self.kernel, self.widths, axis=0) if len(parts) > 1 else [self.kernel]
+        logit = tf.add_n([tf.matmul(x, w) for x, w in zip(parts, kernels, strict=True)])
+        return tf.squeeze(tf.nn.bias_add(logit, self.bias), axis=-1)

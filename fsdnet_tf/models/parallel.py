@@ -11,7 +11,7 @@ Attribute names are part of the checkpoint format (``embedding``, ``cross``, ``d
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -23,6 +23,7 @@ from fsdnet_tf.layers import (CINTower, CrossStack, CrossV1Stack, DeepTower, Fie
                               SelfAttentionTower, glorot_normal)
 from fsdnet_tf.layers.branch_inputs import MMoEBranches, ScalarGate
 from fsdnet_tf.layers.dynamic_fusion import DynamicFusion
+from fsdnet_tf.layers.fusion import PartsLogit, concatenate
 from fsdnet_tf.presets import head_names, prediction_heads
 
 # The model attribute each explicit tower lives under (its checkpoint path).
@@ -37,6 +38,9 @@ class ModelOutputs:
     reps: dict            # "explicit/l", "implicit/l", "fused/l" → (B, width)
     prediction: tf.Tensor  # the served probability ŷ (B,)
     alternatives: dict    # other servable probabilities by name, e.g. "teacher_head"
+    # "fused/l" → the pieces whose concatenation is reps["fused/l"]: the hint reads them, so a
+    # training step never builds the concatenation (unread in a graph, it is pruned).
+    fused_parts: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -98,7 +102,7 @@ class ParallelCTRModel(tf_keras.Model):
         self.head_layers = {"per_layer_heads": list(range(layers)), "final_concat": [layers - 1],
                             "sum_of_logits": [], "twin_heads": []}[self.readout]
         self.fusions = [Fusion(cfg.fusion, cfg.deep_units[0], name=f"fusion_{l}") for l in self.head_layers]
-        self.heads = [_output_logit(f"head_{l}") for l in self.head_layers]
+        self.heads = [PartsLogit(name=f"head_{l}") for l in self.head_layers]
         if self.readout == "sum_of_logits":
             self.explicit_logit, self.deep_logit = _output_logit("explicit_logit"), _output_logit("deep_logit")
         if self.readout == "twin_heads":
@@ -136,7 +140,7 @@ class ParallelCTRModel(tf_keras.Model):
             explicit = (tower(view, training=training) if isinstance(tower, (SelfAttentionTower, DeepTower))
                         else tower(view))
         deep = self.deep(x_hard, training=training)
-        reps = {f"implicit/{l}": h for l, h in enumerate(deep)}
+        reps, fused_parts = {f"implicit/{l}": h for l, h in enumerate(deep)}, {}
         reps.update({f"explicit/{l}": e for l, e in enumerate(explicit or [])})
         if self.readout == "sum_of_logits":
             linear = tf.reduce_sum(tf.cast(self.linear(features), tf.float32), axis=-1)
@@ -149,9 +153,9 @@ class ParallelCTRModel(tf_keras.Model):
             logits = {}
             for name, layer, fusion, head in zip(self.prediction_heads, self.head_layers, self.fusions, self.heads,
                                                  strict=True):
-                fused = fusion(explicit[layer] if explicit is not None else None, deep[layer])
-                reps[f"fused/{layer}"] = fused
-                logits[name] = tf.squeeze(head(fused), axis=-1)
+                parts = fusion.parts(explicit[layer] if explicit is not None else None, deep[layer])
+                reps[f"fused/{layer}"], fused_parts[f"fused/{layer}"] = concatenate(parts), parts
+                logits[name] = head(parts)
         branch_logits = (None, None)
         if self.auxiliary_heads:
             branch_logits = (tf.squeeze(self.easy_head(explicit[-1]), axis=-1),
@@ -164,7 +168,7 @@ class ParallelCTRModel(tf_keras.Model):
         # From the deepest logit alone, so a teacher-head export computes none of the other heads.
         alternatives = ({"teacher_head": tf.sigmoid(logits[self.prediction_heads[-1]])}
                         if self.readout == "per_layer_heads" else {})
-        return ModelOutputs(logits, reps, tf.reduce_mean(probabilities, axis=-1), alternatives)
+        return ModelOutputs(logits, reps, tf.reduce_mean(probabilities, axis=-1), alternatives, fused_parts)
 
     def training_outputs(self, features: dict, training: Optional[bool] = None) -> TrainingOutputs:
         """The FSD view: head logits in order and the fused vector each head reads."""
