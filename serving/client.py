@@ -1,5 +1,8 @@
 """gRPC client for the exported model, against TF Serving or fsdnet-serve alike.
 
+``connect`` picks the transport from the target: HOST:PORT is gRPC, ``http://HOST:PORT``
+TF Serving's REST API (:mod:`serving.rest_client`, the same methods).
+
 Rows are dicts of raw feature strings. They are sent in batches as serialized
 tf.Examples (``serving_default``) or as one string tensor per feature
 (``predict_raw``), with a per-call deadline and retries on UNAVAILABLE.
@@ -33,25 +36,53 @@ from fsdnet_tf import features as names
 log = logging.getLogger("fsdnet_tf.client")
 
 
-class ScoringClient:
-    def __init__(self, target: str, model_name: str, timeout: float = 10.0, retries: int = 3,
-                 batch_size: int = 1024, backoff: float = 0.2):
-        self.channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 64 << 20),
-                                                              ("grpc.max_send_message_length", 64 << 20)])
-        self.prediction = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
-        self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
+class RowClient:
+    """What the gRPC and REST clients share: settings, the model's feature list, batching."""
+
+    def __init__(self, model_name: str, timeout: float, retries: int, batch_size: int, backoff: float):
         self.model_name, self.timeout, self.retries = model_name, timeout, retries
         self.batch_size, self.backoff = batch_size, backoff
         self._fields: Optional[list[str]] = None
 
     def close(self) -> None:
-        self.channel.close()
+        """Nothing to release by default."""
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+    def signatures(self) -> dict:
+        raise NotImplementedError
+
+    def feature_names(self) -> list[str]:
+        """The raw features, read from the model's raw-tensor signature (no hard-coded names)."""
+        if self._fields is None:
+            self._fields = sorted(self.signatures()[names.RAW_SIGNATURE].inputs)
+        return self._fields
+
+    def _batches(self, rows: list[dict]) -> Iterable[list[dict]]:
+        for start in range(0, len(rows), self.batch_size):
+            yield rows[start:start + self.batch_size]
+
+    def _check_rows(self, rows: list[dict]) -> None:
+        missing = {f for f in self.feature_names() for r in rows if f not in r}
+        if missing:
+            raise KeyError(f"rows lack feature(s) {sorted(missing)}")
+
+
+class ScoringClient(RowClient):
+    def __init__(self, target: str, model_name: str, timeout: float = 10.0, retries: int = 3,
+                 batch_size: int = 1024, backoff: float = 0.2):
+        super().__init__(model_name, timeout, retries, batch_size, backoff)
+        self.channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 64 << 20),
+                                                              ("grpc.max_send_message_length", 64 << 20)])
+        self.prediction = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
 
     def _call(self, method, request):
         for attempt in range(self.retries + 1):
@@ -78,17 +109,7 @@ class ScoringClient:
         response.metadata["signature_def"].Unpack(signature_map)
         return dict(signature_map.signature_def)
 
-    def feature_names(self) -> list[str]:
-        """The raw features, read from the model's raw-tensor signature (no hard-coded names)."""
-        if self._fields is None:
-            self._fields = sorted(self.signatures()[names.RAW_SIGNATURE].inputs)
-        return self._fields
-
     # ------------------------------------------------------------------ scoring
-    def _batches(self, rows: list[dict]) -> Iterable[list[dict]]:
-        for start in range(0, len(rows), self.batch_size):
-            yield rows[start:start + self.batch_size]
-
     def predict_request(self, rows: list[dict], raw_tensors: bool = False) -> predict_pb2.PredictRequest:
         request = predict_pb2.PredictRequest()
         request.model_spec.name = self.model_name
@@ -107,9 +128,7 @@ class ScoringClient:
         return names.serialize_examples(rows, self.feature_names())
 
     def predict(self, rows: list[dict], raw_tensors: bool = False) -> np.ndarray:
-        missing = {f for f in self.feature_names() for r in rows if f not in r}
-        if missing:
-            raise KeyError(f"rows lack feature(s) {sorted(missing)}")
+        self._check_rows(rows)
         scores = []
         for batch in self._batches(rows):
             response = self._call(self.prediction.Predict, self.predict_request(batch, raw_tensors))
@@ -137,6 +156,14 @@ class ScoringClient:
                          for r in response.result.regressions], np.float32)
 
 
+def connect(target: str, model_name: str, timeout: float = 10.0, retries: int = 3, batch_size: int = 1024):
+    """A scoring client for ``target``: ``http(s)://HOST:PORT`` speaks REST, ``HOST:PORT`` gRPC."""
+    if target.startswith(("http://", "https://")):
+        from serving.rest_client import RestScoringClient
+        return RestScoringClient(target, model_name, timeout, retries, batch_size)
+    return ScoringClient(target, model_name, timeout, retries, batch_size)
+
+
 # --------------------------------------------------------------------------- CLI
 
 def read_rows(path: pathlib.Path) -> tuple[list[dict], list[str]]:
@@ -162,7 +189,8 @@ def write_scores(path: pathlib.Path, rows: list[dict], columns: list[str], score
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="fsdnet-score", description=__doc__.split("\n")[0])
-    parser.add_argument("--target", required=True, help="HOST:PORT of TF Serving or fsdnet-serve (gRPC)")
+    parser.add_argument("--target", required=True,
+                        help="TF Serving or fsdnet-serve: HOST:PORT (gRPC) or http://HOST:PORT (REST)")
     parser.add_argument("--model-name", required=True)
     parser.add_argument("--input", required=True, help="rows: .csv/.tsv with a header, or .jsonl")
     parser.add_argument("--output", required=True, help="CSV: the input columns plus probability")
@@ -184,7 +212,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"fsdnet-score: error: {path} has no rows", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    with ScoringClient(args.target, args.model_name, args.deadline, args.retries, args.batch_size) as client:
+    from serving.rest_client import RestError
+    with connect(args.target, args.model_name, args.deadline, args.retries, args.batch_size) as client:
         try:
             scores = client.predict(rows, raw_tensors=args.raw_tensors)
         except KeyError as err:
@@ -192,6 +221,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             return 2
         except grpc.RpcError as err:
             print(f"fsdnet-score: error: {err.code().name}: {err.details()}", file=sys.stderr)
+            return 1
+        except RestError as err:
+            print(f"fsdnet-score: error: {err}", file=sys.stderr)
             return 1
     write_scores(pathlib.Path(args.output), rows, columns, scores)
     seconds = time.perf_counter() - started

@@ -1,7 +1,8 @@
 """fsdnet-demo: the main job end to end on the built-in synthetic dataset.
 
-transform → train FSDNet → export → start the local gRPC server → score raw rows
-over gRPC → stop. Each step runs the real command-line tool, as a user would.
+transform → train FSDNet → export → start the local server (TF Serving's gRPC and REST
+APIs) → score raw rows over gRPC, and again over REST (the same scores) → stop. Each step
+runs the real command-line tool, as a user would.
 """
 from __future__ import annotations
 
@@ -39,10 +40,12 @@ def main(argv: Optional[list[str]] = None) -> int:
                               "--run-dir", str(run), "--no-progress"])
     step("3/5 export", [tool("fsdnet-export"), "--run-dir", str(run), "--model-base-path", str(models),
                         "--model-name", "fsdnet"])
-    port = free_port()
-    print(f"\n=== 4/5 local TF Serving-compatible server on 127.0.0.1:{port}", flush=True)
+    port, rest_port = free_port(), free_port()
+    print(f"\n=== 4/5 local TF Serving-compatible server on 127.0.0.1:{port} (gRPC) and :{rest_port} (REST)",
+          flush=True)
     server = subprocess.Popen([tool("fsdnet-serve"), "--model-base-path", str(models), "--model-name", "fsdnet",
-                               "--port", str(port)], stdout=subprocess.PIPE, text=True)
+                               "--port", str(port), "--rest-api-port", str(rest_port)], stdout=subprocess.PIPE,
+                              text=True)
     try:
         deadline = time.monotonic() + 120
         for line in server.stdout:
@@ -54,6 +57,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         step("5/5 score raw test rows over gRPC", [
             tool("fsdnet-score"), "--target", f"127.0.0.1:{port}", "--model-name", "fsdnet",
             "--input", str(rows), "--output", str(work / "scores.csv")])
+        step("    and over REST", [
+            tool("fsdnet-score"), "--target", f"http://127.0.0.1:{rest_port}", "--model-name", "fsdnet",
+            "--input", str(rows), "--output", str(work / "scores_rest.csv")])
+        if (work / "scores.csv").read_text() != (work / "scores_rest.csv").read_text():
+            raise SystemExit("fsdnet-demo: REST and gRPC scores differ")
     finally:
         server.terminate()
         server.wait(30)

@@ -1,9 +1,10 @@
-"""fsdnet-serve: a local server speaking TensorFlow Serving's gRPC API, for development and tests.
+"""fsdnet-serve: a local server speaking TensorFlow Serving's gRPC and REST APIs, for development and tests.
 
 Production uses TensorFlow Serving (see docker/). This server implements the same
-protocol over the same model base path layout, so clients and exports are tested
+protocols over the same model base path layout, so clients and exports are tested
 against the real API: PredictionService Predict, Classify, Regress and
-GetModelMetadata, and ModelService GetModelStatus.
+GetModelMetadata, and ModelService GetModelStatus over gRPC, and the same calls as
+TF Serving's JSON REST API (:mod:`serving.rest`) on ``--rest-api-port``.
 
 Behaviour, as in TF Serving with the "latest" version policy: the highest integer
 version under ``--model-base-path`` is served; a newer version is loaded in the
@@ -26,11 +27,11 @@ from typing import Optional
 import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
-                                     inference_pb2, model_service_pb2_grpc, predict_pb2,
-                                     prediction_service_pb2_grpc, regression_pb2)
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, inference_pb2, model_service_pb2_grpc,
+                                     predict_pb2, prediction_service_pb2_grpc, regression_pb2)
 
 from fsdnet_tf import features as names
+from serving.rest import RestApi, RestServer
 from serving.versions import LoadedVersion, ModelManager, RequestError
 
 log = logging.getLogger("fsdnet_tf.serve")
@@ -199,41 +200,40 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         self.manager = manager
 
     def GetModelStatus(self, request, context):
-        spec = request.model_spec
-        if spec.name != self.manager.model_name:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {spec.name}")
-        current = self.manager.current()
-        if spec.HasField("version") and spec.version.value != current.version:
-            context.abort(grpc.StatusCode.NOT_FOUND,
-                          f"model {spec.name} version {spec.version.value} is not loaded")
-        response = get_model_status_pb2.GetModelStatusResponse()
-        status = response.model_version_status.add()
-        status.version = current.version
-        status.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
-        return response
+        try:
+            return self.manager.status(request.model_spec)
+        except RequestError as err:
+            context.abort(err.code, str(err))
 
 
 class Server:
     def __init__(self, model_base_path: str, model_name: str, port: int = 8500, workers: int = 8,
                  max_batch: int = names.MAX_BATCH_SIZE, poll_seconds: float = 1.0, host: str = "127.0.0.1",
-                 intra_op_threads: int = 0, inter_op_threads: int = 0):
+                 intra_op_threads: int = 0, inter_op_threads: int = 0, rest_port: Optional[int] = None):
+        """``rest_port``: None serves gRPC only; 0 picks a free port for REST (see ``self.rest_port``)."""
         self.manager = ModelManager(model_base_path, model_name, poll_seconds, intra_op_threads, inter_op_threads)
+        predictions = PredictionService(self.manager, max_batch)
         self.grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
                                        options=[("grpc.max_receive_message_length", 64 << 20)])
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            PredictionService(self.manager, max_batch), self.grpc_server)
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(predictions, self.grpc_server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(self.manager), self.grpc_server)
         self.port = self.grpc_server.add_insecure_port(f"{host}:{port}")
         if self.port == 0:
             raise OSError(f"cannot listen on {host}:{port}")
+        self.rest = None if rest_port is None else RestServer(RestApi(predictions, self.manager), host, rest_port)
+        self.rest_port = self.rest.port if self.rest else None
 
     def start(self) -> "Server":
         self.manager.start()
         self.grpc_server.start()
+        if self.rest:
+            self.rest.start()
         return self
 
     def stop(self, grace: float = 5.0) -> None:
         self.manager.stop()
+        if self.rest:
+            self.rest.stop()
         self.grpc_server.stop(grace).wait()
 
 
@@ -241,7 +241,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="fsdnet-serve", description=__doc__.split("\n")[0])
     parser.add_argument("--model-base-path", required=True)
     parser.add_argument("--model-name", required=True)
-    parser.add_argument("--port", type=int, default=8500)
+    parser.add_argument("--port", type=int, default=8500, help="gRPC port")
+    parser.add_argument("--rest-api-port", type=int, default=8501,
+                        help="REST (JSON over HTTP) port, as TF Serving's --rest_api_port; 0 turns REST off")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for all)")
     parser.add_argument("--workers", type=int, default=8, help="request threads")
     parser.add_argument("--max-batch", type=int, default=names.MAX_BATCH_SIZE)
@@ -254,13 +256,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.intra_op_threads < 0:
         parser.error(f"--intra-op-threads must be 0 (all cores) or more, got {args.intra_op_threads}")
+    if not 0 <= args.rest_api_port <= 65535:
+        parser.error(f"--rest-api-port must be 0 (REST off) or a port number, got {args.rest_api_port}")
     if args.inter_op_threads < -1:
         parser.error(f"--inter-op-threads must be -1 (request thread), 0 (one per core) or more, "
                      f"got {args.inter_op_threads}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         server = Server(args.model_base_path, args.model_name, args.port, args.workers, args.max_batch,
-                        args.poll_seconds, args.host, args.intra_op_threads, args.inter_op_threads).start()
+                        args.poll_seconds, args.host, args.intra_op_threads, args.inter_op_threads,
+                        args.rest_api_port or None).start()
     except (FileNotFoundError, OSError) as err:
         print(f"fsdnet-serve: error: {err}", file=sys.stderr)
         return 2
@@ -268,6 +273,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     log.info("listening on %s:%d (gRPC, TF Serving PredictionService)", args.host, server.port)
+    if server.rest_port:
+        log.info("listening on http://%s:%d (REST, /v1/models/%s)", args.host, server.rest_port, args.model_name)
     print(f"READY {args.host}:{server.port}", flush=True)
     done.wait()
     log.info("shutting down")

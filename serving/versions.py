@@ -18,7 +18,7 @@ from typing import Optional
 import grpc
 import tensorflow as tf
 from tensorflow.python.util import deprecation
-from tensorflow_serving.apis import model_pb2, prediction_log_pb2
+from tensorflow_serving.apis import get_model_status_pb2, model_pb2, prediction_log_pb2
 
 from fsdnet_tf import features as names
 
@@ -162,6 +162,18 @@ class ModelManager:
         if spec.version_label:
             raise RequestError(grpc.StatusCode.NOT_FOUND, f"no version label '{spec.version_label}'")
         return current
+
+    def status(self, spec: model_pb2.ModelSpec) -> get_model_status_pb2.GetModelStatusResponse:
+        if spec.name != self.model_name:
+            raise RequestError(grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {spec.name}")
+        current = self.current()
+        if spec.HasField("version") and spec.version.value != current.version:
+            raise RequestError(grpc.StatusCode.NOT_FOUND, f"model {spec.name} version {spec.version.value} is not loaded")
+        response = get_model_status_pb2.GetModelStatusResponse()
+        status = response.model_version_status.add()
+        status.version = current.version
+        status.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+        return response
 
     def current(self) -> Optional[LoadedVersion]:
         with self._lock:
