@@ -158,7 +158,7 @@ class Study:
         if (self.transform_dir / "stats.json").is_file():
             return
         log.info("transforming %s → %s", self.data_dir, self.transform_dir)
-        subprocess.run([sys.executable, "-m", "pipelines.transform", "--config", CONFIG,
+        subprocess.run([sys.executable, "-m", "pipelines.transform_cli", "--config", CONFIG,
                         "--data-dir", str(self.data_dir), "--output", str(self.transform_dir)],
                        cwd=REPO, check=True)
 

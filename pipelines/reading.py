@@ -21,6 +21,7 @@ from apache_beam.metrics import Metrics
 from fsdnet_tf.config import SPLITS, DatasetConfig
 from fsdnet_tf.data import readers, synthetic
 from fsdnet_tf.features import LABEL_KEY, FeatureContract
+from pipelines.inputs import DataError
 
 PARSE_BATCH_SIZE = 8192
 RANGE_BYTES = 8 << 20
@@ -29,10 +30,6 @@ METRIC_NAMESPACE = "fsdnet_transform"
 # tf.Transform untouched, so that one transform stage (one graph load) serves all splits.
 # The hyphen keeps it apart from feature names, which are letters, digits and _.
 SPLIT_COLUMN = "split-index"
-
-
-class DataError(ValueError):
-    """The input data cannot be processed as configured (missing, empty, mismatched)."""
 
 
 def _expand(data_dir: str, relative: str) -> list[str]:

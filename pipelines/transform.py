@@ -18,14 +18,12 @@ from __future__ import annotations
 
 from fsdnet_tf import _env  # noqa: F401  (before TensorFlow)
 
-import argparse
 import hashlib
 import json
 import logging
 import os
 import pathlib
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -42,8 +40,9 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from fsdnet_tf.config import SPLITS, ConfigError, DatasetConfig, dump_config, load_config
+from fsdnet_tf.config import SPLITS, DatasetConfig, dump_config
 from fsdnet_tf.features import LABEL_KEY, FeatureContract, vocabulary_name
+from pipelines.inputs import check_arguments
 from pipelines.reading import (METRIC_NAMESPACE, SPLIT_COLUMN, DataError, arrow_schema,
                                load_movielens_tables, read_and_parse)
 
@@ -236,11 +235,8 @@ def make_stats(ds: DatasetConfig, counts: dict, vocab_sizes: dict, seconds: floa
 def run_transform(ds: DatasetConfig, data_dir: Optional[str], output: str,
                   beam_args: Optional[list[str]] = None, overwrite: bool = False) -> dict:
     """Run the pipeline and atomically publish ``output``; return the stats."""
+    check_arguments(ds, data_dir, output, overwrite)
     output_path = pathlib.Path(output).resolve()
-    if output_path.exists() and not overwrite:
-        raise DataError(f"output {output_path} already exists (pass --overwrite to replace it)")
-    if ds.format != "synthetic" and not data_dir:
-        raise DataError(f"dataset {ds.name} needs --data-dir")
     beam_args = list(beam_args or [])
     if not any(a.startswith("--runner") for a in beam_args):
         beam_args = DEFAULT_LOCAL_RUNNER + beam_args
@@ -287,46 +283,3 @@ def _publish(work_dir: pathlib.Path, output: pathlib.Path) -> None:
 
 
 # --------------------------------------------------------------------------- CLI
-
-def summary(stats: dict, output: str) -> str:
-    lines = [f"transform of {stats['dataset']} → {output}"]
-    for split, f in stats["splits"].items():
-        oov = np.mean(list(stats["oov_rate"][split].values()))
-        lines.append(f"  {split:5s}  read {f['read']:>9,}  written {f['written']:>9,}  "
-                     f"rejected {f['rejected']:>6,}  mean OOV rate {oov:.4f}")
-    vocab = stats["vocab_size"]
-    lines.append(f"  vocabularies: {len(vocab)} fields, {sum(vocab.values()):,} tokens "
-                 f"(largest {max(vocab, key=vocab.get)}: {max(vocab.values()):,})")
-    lines.append(f"  {stats['seconds']:.1f} s, {stats['rows_per_second']:,.0f} rows/s")
-    return "\n".join(lines)
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="fsdnet-transform", description=__doc__.split("\n")[0],
-        epilog="Other arguments go to Beam, e.g. --runner=DataflowRunner --project=P --region=R "
-               "--temp_location=gs://B/tmp, or --runner=FlinkRunner --flink_master=HOST:8081. "
-               "Default: the local in-process FnApiRunner.")
-    parser.add_argument("--config", required=True, help="shipped config name or YAML path")
-    parser.add_argument("--data-dir", help="directory holding the raw files named in the config")
-    parser.add_argument("--output", required=True, help="output directory (created atomically)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. dataset.min_frequency=5")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    args, beam_args = parser.parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("apache_beam", "absl", "tensorflow", "tensorflow_transform"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        cfg = load_config(args.config, args.set)
-        log.info("transforming %s (%s) → %s", cfg.dataset.name, cfg.dataset.format, args.output)
-        stats = run_transform(cfg.dataset, args.data_dir, args.output, beam_args, args.overwrite)
-    except (ConfigError, DataError) as err:
-        print(f"fsdnet-transform: error: {err}", file=sys.stderr)
-        return 2
-    print(summary(stats, args.output))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,20 +7,12 @@ Rows are dicts of raw feature strings. They are sent in batches as serialized
 tf.Examples (``serving_default``) or as one string tensor per feature
 (``predict_raw``), with a per-call deadline and retries on UNAVAILABLE.
 
-fsdnet-score reads rows from CSV (header = raw feature names) or JSON lines and
-writes the input rows with a ``probability`` column appended.
+``fsdnet-score`` (:mod:`serving.score_cli`) is its command line.
 """
 from __future__ import annotations
 
 from fsdnet_tf import _env  # noqa: F401  (before TensorFlow)
 
-import argparse
-import csv
-import json
-import logging
-import os
-import pathlib
-import sys
 import time
 from typing import Iterable, Optional
 
@@ -32,9 +24,6 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      regression_pb2)
 
 from fsdnet_tf import features as names
-
-log = logging.getLogger("fsdnet_tf.client")
-
 
 class RowClient:
     """What the gRPC and REST clients share: settings, the model's feature list, batching."""
@@ -162,75 +151,3 @@ def connect(target: str, model_name: str, timeout: float = 10.0, retries: int = 
         from serving.rest_client import RestScoringClient
         return RestScoringClient(target, model_name, timeout, retries, batch_size)
     return ScoringClient(target, model_name, timeout, retries, batch_size)
-
-
-# --------------------------------------------------------------------------- CLI
-
-def read_rows(path: pathlib.Path) -> tuple[list[dict], list[str]]:
-    text = path.read_text()
-    if path.suffix in (".json", ".jsonl"):
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        columns = list(dict.fromkeys(k for r in rows for k in r))
-    else:
-        reader = csv.DictReader(text.splitlines(), delimiter="\t" if path.suffix == ".tsv" else ",")
-        rows, columns = list(reader), list(reader.fieldnames or [])
-    return rows, columns
-
-
-def write_scores(path: pathlib.Path, rows: list[dict], columns: list[str], scores: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns + [names.PROBABILITY_OUTPUT], extrasaction="ignore")
-        writer.writeheader()
-        for row, score in zip(rows, scores):
-            writer.writerow({**row, names.PROBABILITY_OUTPUT: f"{score:.8f}"})
-    os.replace(tmp, path)
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="fsdnet-score", description=__doc__.split("\n")[0])
-    parser.add_argument("--target", required=True,
-                        help="TF Serving or fsdnet-serve: HOST:PORT (gRPC) or http://HOST:PORT (REST)")
-    parser.add_argument("--model-name", required=True)
-    parser.add_argument("--input", required=True, help="rows: .csv/.tsv with a header, or .jsonl")
-    parser.add_argument("--output", required=True, help="CSV: the input columns plus probability")
-    parser.add_argument("--raw-tensors", action="store_true", help="use the raw-tensor signature")
-    parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--deadline", type=float, default=10.0, help="seconds per request")
-    parser.add_argument("--retries", type=int, default=3, help="retries on UNAVAILABLE")
-    args = parser.parse_args(argv)
-    path = pathlib.Path(args.input)
-    if not path.is_file():
-        print(f"fsdnet-score: error: input file {path} does not exist", file=sys.stderr)
-        return 2
-    try:
-        rows, columns = read_rows(path)
-    except (json.JSONDecodeError, csv.Error, UnicodeDecodeError) as err:
-        print(f"fsdnet-score: error: {path} is not readable rows: {err}", file=sys.stderr)
-        return 2
-    if not rows:
-        print(f"fsdnet-score: error: {path} has no rows", file=sys.stderr)
-        return 2
-    started = time.perf_counter()
-    from serving.rest_client import RestError
-    with connect(args.target, args.model_name, args.deadline, args.retries, args.batch_size) as client:
-        try:
-            scores = client.predict(rows, raw_tensors=args.raw_tensors)
-        except KeyError as err:
-            print(f"fsdnet-score: error: {path}: {err.args[0]}", file=sys.stderr)
-            return 2
-        except grpc.RpcError as err:
-            print(f"fsdnet-score: error: {err.code().name}: {err.details()}", file=sys.stderr)
-            return 1
-        except RestError as err:
-            print(f"fsdnet-score: error: {err}", file=sys.stderr)
-            return 1
-    write_scores(pathlib.Path(args.output), rows, columns, scores)
-    seconds = time.perf_counter() - started
-    print(f"scored {len(rows):,} rows via {args.target} in {seconds:.2f} s ({len(rows) / seconds:,.0f} rows/s); "
-          f"mean probability {scores.mean():.4f} → {args.output}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,10 +4,11 @@ from __future__ import annotations
 from fsdnet_tf import _env  # noqa: F401  (before TensorFlow)
 
 import argparse
-import logging
+import pathlib
 import sys
 from typing import Optional
 
+from fsdnet_tf import preflight
 from fsdnet_tf.config import ConfigError
 
 
@@ -23,15 +24,22 @@ def main(argv: Optional[list[str]] = None) -> int:
                              "(FSD models: the deepest head alone)")
     served.add_argument("--heads", choices=("all", "teacher"), default=None,
                         help="alias: all = --output prediction, teacher = --output teacher_head")
+    parser.add_argument("--verbose", action="store_true", help="also show TensorFlow's and absl's own log lines")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        preflight.require_finished_run(args.run_dir)
+        if pathlib.Path(args.model_base_path).is_file():
+            raise preflight.UsageError(f"--model-base-path {args.model_base_path} is a file, not a directory")
+    except ConfigError as err:
+        return preflight.fail("fsdnet-export", str(err))
+    # The SavedModel writer logs every renamed function input at INFO (kilobytes a line): quiet unless --verbose.
+    preflight.start(args.verbose)
     from fsdnet_tf.export import HEADS_ALIASES, ExportError, export_run
     output = args.output or HEADS_ALIASES[args.heads or "all"]
     try:
         out = export_run(args.run_dir, args.model_base_path, args.model_name, output)
     except (ConfigError, ExportError) as err:
-        print(f"fsdnet-export: error: {err}", file=sys.stderr)
-        return 2
+        return preflight.fail("fsdnet-export", str(err))
     check = out["verification"]
     print(f"exported {out['model']} ({out['output']}, {out['parameters']:,} parameters) as version {out['version']} → {out['path']}\n"
           f"  verified on {check['rows']} raw test rows: max |Δ| reloaded vs in-memory "

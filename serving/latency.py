@@ -77,7 +77,7 @@ def free_port() -> int:
 def running_server(model_base_path: str | pathlib.Path, model_name: str) -> Iterator[int]:
     """fsdnet-serve in its own process (as in production); yields its port once it is ready."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "serving.server", "--model-base-path", str(model_base_path),
+    server = subprocess.Popen([sys.executable, "-m", "serving.serve_cli", "--model-base-path", str(model_base_path),
                                "--model-name", model_name, "--port", str(port),
                                "--rest-api-port", "0"],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -30,6 +30,8 @@ from typing import Optional
 
 import numpy as np
 
+from fsdnet_tf import preflight
+
 BATCHES = (1, 64, 1024)
 log = logging.getLogger("fsdnet_tf.menu")
 
@@ -182,9 +184,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--sustain-seconds", type=float, default=2.0)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log.setLevel(logging.INFO)
     try:
         entries = [Entry.parse(text) for text in args.entry]
     except ValueError as err:
@@ -193,6 +192,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error("--entry: model names must be distinct")
     if args.auc_budget < 0:
         parser.error("--auc-budget must be >= 0")
+    try:
+        for entry in entries:
+            preflight.require_finished_run(entry.run_dir)
+    except preflight.UsageError as err:
+        return preflight.fail("fsdnet-menu", f"--entry {entry.name}: {err}")
+    preflight.start(args.verbose, logging.INFO if args.verbose else logging.WARNING)
+    log.setLevel(logging.INFO)
     from fsdnet_tf.config import ConfigError
     from fsdnet_tf.export import ExportError
     from fsdnet_tf.export.saved_model import load_raw_sample

@@ -1,4 +1,5 @@
-"""fsdnet-serve: a local server speaking TensorFlow Serving's gRPC and REST APIs, for development and tests.
+"""The local server behind fsdnet-serve (:mod:`serving.serve_cli`): TensorFlow Serving's gRPC and REST APIs,
+for development and tests.
 
 Production uses TensorFlow Serving (see docker/). This server implements the same
 protocols over the same model base path layout, so clients and exports are tested
@@ -16,11 +17,6 @@ from __future__ import annotations
 
 from fsdnet_tf import _env  # noqa: F401  (before TensorFlow)
 
-import argparse
-import logging
-import signal
-import sys
-import threading
 from concurrent import futures
 from typing import Optional
 
@@ -33,8 +29,6 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
 from fsdnet_tf import features as names
 from serving.rest import RestApi, RestServer
 from serving.versions import LoadedVersion, ModelManager, RequestError
-
-log = logging.getLogger("fsdnet_tf.serve")
 
 
 def _signature(loaded: LoadedVersion, name: str, method: Optional[str] = None) -> str:
@@ -235,52 +229,3 @@ class Server:
         if self.rest:
             self.rest.stop()
         self.grpc_server.stop(grace).wait()
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="fsdnet-serve", description=__doc__.split("\n")[0])
-    parser.add_argument("--model-base-path", required=True)
-    parser.add_argument("--model-name", required=True)
-    parser.add_argument("--port", type=int, default=8500, help="gRPC port")
-    parser.add_argument("--rest-api-port", type=int, default=8501,
-                        help="REST (JSON over HTTP) port, as TF Serving's --rest_api_port; 0 turns REST off")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for all)")
-    parser.add_argument("--workers", type=int, default=8, help="request threads")
-    parser.add_argument("--max-batch", type=int, default=names.MAX_BATCH_SIZE)
-    parser.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new versions")
-    parser.add_argument("--intra-op-threads", type=int, default=0,
-                        help="threads one op may use (0: all cores), as TF Serving's --tensorflow_intra_op_parallelism")
-    parser.add_argument("--inter-op-threads", type=int, default=0,
-                        help="threads running independent ops (0: one per core; -1: each request's own thread), "
-                             "as TF Serving's --tensorflow_inter_op_parallelism")
-    args = parser.parse_args(argv)
-    if args.intra_op_threads < 0:
-        parser.error(f"--intra-op-threads must be 0 (all cores) or more, got {args.intra_op_threads}")
-    if not 0 <= args.rest_api_port <= 65535:
-        parser.error(f"--rest-api-port must be 0 (REST off) or a port number, got {args.rest_api_port}")
-    if args.inter_op_threads < -1:
-        parser.error(f"--inter-op-threads must be -1 (request thread), 0 (one per core) or more, "
-                     f"got {args.inter_op_threads}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        server = Server(args.model_base_path, args.model_name, args.port, args.workers, args.max_batch,
-                        args.poll_seconds, args.host, args.intra_op_threads, args.inter_op_threads,
-                        args.rest_api_port or None).start()
-    except (FileNotFoundError, OSError) as err:
-        print(f"fsdnet-serve: error: {err}", file=sys.stderr)
-        return 2
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
-    log.info("listening on %s:%d (gRPC, TF Serving PredictionService)", args.host, server.port)
-    if server.rest_port:
-        log.info("listening on http://%s:%d (REST, /v1/models/%s)", args.host, server.rest_port, args.model_name)
-    print(f"READY {args.host}:{server.port}", flush=True)
-    done.wait()
-    log.info("shutting down")
-    server.stop()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

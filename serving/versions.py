@@ -21,6 +21,7 @@ from tensorflow.python.util import deprecation
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2, prediction_log_pb2
 
 from fsdnet_tf import features as names
+from fsdnet_tf.preflight import newest_version, require_servable
 
 log = logging.getLogger("fsdnet_tf.serve")
 
@@ -110,15 +111,8 @@ class ModelManager:
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
-    def newest_on_disk(self) -> Optional[int]:
-        if not self.base_path.is_dir():
-            return None
-        versions = [int(p.name) for p in self.base_path.iterdir()
-                    if p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").is_file()]
-        return max(versions, default=None)
-
     def refresh(self) -> None:
-        newest = self.newest_on_disk()
+        newest = newest_version(self.base_path)
         current = self._current
         if newest is None or (current is not None and newest <= current.version):
             return
@@ -133,8 +127,7 @@ class ModelManager:
     def start(self) -> None:
         self.refresh()
         if self._current is None:
-            raise FileNotFoundError(f"no servable version under {self.base_path} "
-                                    "(expected <base>/<integer version>/saved_model.pb)")
+            require_servable(self.base_path)
         self._thread = threading.Thread(target=self._poll, name="version-poller", daemon=True)
         self._thread.start()
 

@@ -153,7 +153,7 @@ def test_existing_output_is_not_overwritten_by_default(tiny):
 
 
 def test_cli_bad_config_key_is_one_line_and_nonzero(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pipelines.transform", "--config", "frappe",
+    proc = subprocess.run([sys.executable, "-m", "pipelines.transform_cli", "--config", "frappe",
                            "--set", "dataset.min_frequncy=3", "--output", str(tmp_path / "o")],
                           capture_output=True, text=True, cwd=REPO, env={**os.environ})
     assert proc.returncode == 2

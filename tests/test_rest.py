@@ -160,7 +160,7 @@ def test_json_tensor_conversions():
 
 
 def test_score_cli_over_rest_writes_the_grpc_scores(server, rows, tmp_path, capsys):
-    from serving.client import main as score
+    from serving.score_cli import main as score
     path = tmp_path / "rows.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows[:40]))
     for name, target in (("grpc", f"127.0.0.1:{server.port}"), ("rest", f"http://127.0.0.1:{server.rest_port}")):

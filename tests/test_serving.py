@@ -243,7 +243,7 @@ def test_version_swap_while_a_client_keeps_sending(client, server, exported, row
 
 
 def test_score_cli_round_trip_and_bad_inputs(server, rows, tmp_path, capsys):
-    from serving.client import main as score
+    from serving.score_cli import main as score
     target = ["--target", f"127.0.0.1:{server.port}", "--model-name", "fsdnet"]
     good = tmp_path / "rows.csv"
     fields = [f"f{i}" for i in range(8)]
@@ -270,7 +270,7 @@ def test_export_of_an_unfinished_run_is_a_clear_error(tmp_path):
 
 
 def test_serving_an_empty_base_path_is_a_clear_error(tmp_path, capsys):
-    from serving.server import main as serve
+    from serving.serve_cli import main as serve
     (tmp_path / "models" / ".export-unfinished").mkdir(parents=True)   # only a staging dir
     assert serve(["--model-base-path", str(tmp_path / "models"), "--model-name", "m", "--port", "0"]) == 2
     assert "no servable version under" in capsys.readouterr().err
@@ -278,7 +278,7 @@ def test_serving_an_empty_base_path_is_a_clear_error(tmp_path, capsys):
 
 @pytest.mark.parametrize("flag, value", [("--intra-op-threads", "-1"), ("--inter-op-threads", "-2")])
 def test_bad_thread_settings_are_a_clear_error(flag, value, tmp_path, capsys):
-    from serving.server import main as serve
+    from serving.serve_cli import main as serve
     with pytest.raises(SystemExit) as exit_info:
         serve(["--model-base-path", str(tmp_path), "--model-name", "m", flag, value])
     assert exit_info.value.code == 2

@@ -6,6 +6,7 @@ import pathlib
 
 from fsdnet_tf.config import SPLITS, ConfigError, DatasetConfig, dataset_from_yaml, to_dict
 from fsdnet_tf.features import FeatureContract
+from fsdnet_tf.preflight import require_transform_output
 
 
 # Dataset keys that only say how a split is evaluated, not how it was transformed.
@@ -13,12 +14,8 @@ EVALUATION_ONLY = ("group_field",)
 
 class TransformDir:
     def __init__(self, path: str | pathlib.Path):
-        self.path = pathlib.Path(path)
-        stats = self.path / "stats.json"
-        if not stats.is_file():
-            raise ConfigError(f"{self.path} is not a finished transform output (no stats.json); "
-                              "run fsdnet-transform first")
-        self.stats = json.loads(stats.read_text())
+        self.path = require_transform_output(path)
+        self.stats = json.loads((self.path / "stats.json").read_text())
         self.dataset: DatasetConfig = dataset_from_yaml((self.path / "config.yaml").read_text())
         self.contract = FeatureContract.from_dataset(self.dataset)
 

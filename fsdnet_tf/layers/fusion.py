@@ -50,8 +50,10 @@ class Fusion(tf_keras.layers.Layer):
         weights = tf.nn.softmax(self.score(self.score_hidden(candidates)), axis=1)  # (B, 2, 1)
         return (c, h + tf.reduce_sum(weights * candidates, axis=1))
 
-    def call(self, c: Optional[tf.Tensor], h: tf.Tensor) -> tf.Tensor:
-        return concatenate(self.parts(c, h))
+    def call(self, c: Optional[tf.Tensor], h: tf.Tensor, as_parts: bool = False):
+        """f, or with ``as_parts`` the tuple of pieces whose concatenation is f."""
+        parts = self.parts(c, h)
+        return parts if as_parts else concatenate(parts)
 
     def get_config(self):
         return {**super().get_config(), "kind": self.kind, "deep_width": self.deep_width}

@@ -153,7 +153,7 @@ class ParallelCTRModel(tf_keras.Model):
             logits = {}
             for name, layer, fusion, head in zip(self.prediction_heads, self.head_layers, self.fusions, self.heads,
                                                  strict=True):
-                parts = fusion.parts(explicit[layer] if explicit is not None else None, deep[layer])
+                parts = fusion(explicit[layer] if explicit is not None else None, deep[layer], as_parts=True)
                 reps[f"fused/{layer}"], fused_parts[f"fused/{layer}"] = concatenate(parts), parts
                 logits[name] = head(parts)
         branch_logits = (None, None)

@@ -4,12 +4,12 @@ from __future__ import annotations
 from fsdnet_tf import _env  # noqa: F401  (before TensorFlow)
 
 import argparse
-import logging
 import sys
 from typing import Optional
 
 import yaml
 
+from fsdnet_tf import preflight
 from fsdnet_tf.config import ConfigError, dump_config, load_config
 from fsdnet_tf.presets import describe
 
@@ -49,24 +49,23 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     if not args.print_config and not (args.transform_dir and args.run_dir):
         parser.error("--transform-dir and --run-dir are required (unless --print-config)")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.verbose:
-        # absl logs every checkpoint write ("Sharding callback duration") at INFO.
-        for name in ("absl", "tensorflow"):
-            logging.getLogger(name).setLevel(logging.WARNING)
     try:
         config = load_config(args.config, args.set)
         if args.print_config:
             print(dump_config(config) + "# what model.type resolves to\n"
                   + yaml.safe_dump({"resolved": describe(config.model)}, sort_keys=False, allow_unicode=True))
             return 0
+        preflight.require_transform_output(args.transform_dir)
+        if config.model.type == "kd_dagfm" and config.model.dagfm.teacher_run:
+            preflight.require_finished_teacher(config.model.dagfm.teacher_run)
+        # absl logs every checkpoint write ("Sharding callback duration") at INFO: quiet unless --verbose.
+        preflight.start(args.verbose)
         from fsdnet_tf.training.distillation import KDTrainer
         from fsdnet_tf.training.trainer import Trainer
         trainer = KDTrainer if config.model.type == "kd_dagfm" else Trainer
         metrics = trainer(config, args.transform_dir, args.run_dir, progress_bar=not args.no_progress).run()
     except ConfigError as err:
-        print(f"fsdnet-train: error: {err}", file=sys.stderr)
-        return 2
+        return preflight.fail("fsdnet-train", str(err))
     print(summary(metrics, args.run_dir))
     return 0
 

@@ -35,6 +35,7 @@ from fsdnet_tf.data.transform_output import TransformDir
 from fsdnet_tf.features import LABEL_KEY
 from fsdnet_tf.models import count_parameters
 from fsdnet_tf.models.student import STUDENT_HEAD, build_student
+from fsdnet_tf.preflight import require_finished_teacher
 from fsdnet_tf.training.epoch_loop import EpochRunner, make_step
 from fsdnet_tf.training.evaluation import SplitEvaluator, predictions
 from fsdnet_tf.training.phase_loop import PhaseLoop, Schedule, initial_state, log_epoch, write_json_atomic
@@ -62,8 +63,7 @@ def teacher_logit(teacher, features: dict, output: str) -> tf.Tensor:
 
 def check_teacher(teacher_dir: pathlib.Path, transform: TransformDir, embedding_dim: int, output: str) -> None:
     """The student reads the teacher's tables: same fields in the same order, same width."""
-    if not (teacher_dir / "metrics.json").is_file():
-        raise ConfigError(f"model.dagfm.teacher_run: {teacher_dir} is not a finished training run (no metrics.json)")
+    require_finished_teacher(teacher_dir)
     cfg = load_config(str(teacher_dir / "config.yaml"))
     if cfg.model.type == "kd_dagfm":
         raise ConfigError(f"model.dagfm.teacher_run: {teacher_dir} is itself a KD-DAGFM run")

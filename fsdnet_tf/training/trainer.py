@@ -33,6 +33,7 @@ from fsdnet_tf import __version__
 from fsdnet_tf.config import Config, ConfigError, dump_config, load_config, same_experiment, to_dict
 from fsdnet_tf.data.input import TrainInput
 from fsdnet_tf.data.transform_output import TransformDir
+from fsdnet_tf.preflight import require_finished_run
 from fsdnet_tf.losses import Objective
 from fsdnet_tf.models import build_model, count_parameters
 from fsdnet_tf.training import devices
@@ -55,9 +56,8 @@ def restore_model(run_dir: str | pathlib.Path, config: Optional[Config] = None,
     ``for_serving`` leaves out the auxiliary heads the served prediction does not read. A
     KD-DAGFM run gives its student (own embedding, no teacher)."""
     run_dir = pathlib.Path(run_dir)
-    metrics_path = run_dir / "metrics.json"
-    if best_checkpoint is None and not metrics_path.is_file():
-        raise ConfigError(f"{run_dir} is not a finished training run (no metrics.json)")
+    if best_checkpoint is None:
+        require_finished_run(run_dir)
     config = config or load_config(str(run_dir / "config.yaml"))
     transform = transform or run_transform(run_dir)
     devices.set_precision(False)
@@ -67,7 +67,7 @@ def restore_model(run_dir: str | pathlib.Path, config: Optional[Config] = None,
         model = build_student(config.model, fields, vocab, seed=config.seed)
     else:
         model = build_model(config.model, fields, vocab, seed=config.seed, for_serving=for_serving)
-    best = best_checkpoint or json.loads(metrics_path.read_text())["best_checkpoint"]
+    best = best_checkpoint or json.loads((run_dir / "metrics.json").read_text())["best_checkpoint"]
     tf.train.Checkpoint(model=model).read(str(run_dir / best)).expect_partial().assert_existing_objects_matched()
     return model, config, transform
 
