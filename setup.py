@@ -26,7 +26,8 @@ setup(
         "tensorboard==2.21.0",
         "grpcio==1.85.1",
     ],
-    extras_require={"dev": ["pytest==9.2.0", "scipy==1.17.1"]},
+    # kubernetes: the manifests' schema test; 35.0 is the newest that accepts Beam's python-dateutil < 3.
+    extras_require={"dev": ["pytest==9.2.0", "scipy==1.17.1", "kubernetes==35.0.0"]},
     entry_points={"console_scripts": [
         "fsdnet-transform=pipelines.transform_cli:main",
         "fsdnet-train=fsdnet_tf.training.cli:main",
