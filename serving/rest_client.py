@@ -3,15 +3,17 @@
 ``RestScoringClient("http://host:8501", "fsdnet")`` sends the same requests as
 :class:`serving.client.ScoringClient` does over gRPC: serialized tf.Examples as base64
 (``serving_default``) or one string per raw feature (``predict_raw``), Classify and Regress
-on feature objects. Retries on 503 (UNAVAILABLE), as the gRPC client does.
+on feature objects. Retries on 503 (UNAVAILABLE) and on connection failures, as the gRPC
+client does on UNAVAILABLE.
 """
 from __future__ import annotations
 
 import base64
 import json
+import http.client
+import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from typing import Optional
 
 import numpy as np
@@ -31,31 +33,60 @@ class RestError(Exception):
 
 
 class RestScoringClient(RowClient):
+    """Keeps one HTTP/1.1 connection per calling thread (keep-alive, as TF Serving allows)."""
+
     def __init__(self, target: str, model_name: str, timeout: float = 10.0, retries: int = 3,
                  batch_size: int = 1024, backoff: float = 0.2):
         super().__init__(model_name, timeout, retries, batch_size, backoff)
-        self.base = f"{target.rstrip('/')}/v1/models/{model_name}"
+        url = urllib.parse.urlsplit(target)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"REST target {target!r} must be http(s)://HOST:PORT")
+        self.target, self.scheme, self.host = target, url.scheme, url.hostname
+        self.port = url.port or (443 if url.scheme == "https" else 80)
+        self.path = f"{url.path.rstrip('/')}/v1/models/{model_name}"
+        self._local = threading.local()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            kind = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+            connection = self._local.connection = kind(self.host, self.port, timeout=self.timeout)
+        return connection
+
+    def _drop_connection(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
 
     def _call(self, suffix: str, body: Optional[dict] = None) -> dict:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + suffix, data=data, method="GET" if body is None else "POST",
-                                         headers={"Content-Type": "application/json"})
         for attempt in range(self.retries + 1):
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as reply:
-                    return json.loads(reply.read())
-            except urllib.error.HTTPError as err:
-                try:
-                    message = json.loads(err.read()).get("error", err.reason)
-                except (json.JSONDecodeError, AttributeError):
-                    message = str(err.reason)
-                if err.code != 503 or attempt == self.retries:
-                    raise RestError(err.code, message) from None
-            except urllib.error.URLError as err:    # nothing listening (yet): as gRPC's UNAVAILABLE
+                connection = self._connection()
+                connection.request("GET" if body is None else "POST", self.path + suffix, body=data,
+                                   headers={"Content-Type": "application/json"})
+                reply = connection.getresponse()
+                status, payload = reply.status, reply.read()
+            except (OSError, http.client.HTTPException) as err:   # refused, reset, closed: as gRPC's UNAVAILABLE
+                self._drop_connection()
                 if attempt == self.retries:
-                    raise RestError(503, f"cannot reach {self.base}: {err.reason}") from None
+                    raise RestError(503, f"cannot reach {self.target}: {err}") from None
+            else:
+                if status == 200:
+                    return json.loads(payload)
+                try:
+                    message = json.loads(payload).get("error", str(status))
+                except (json.JSONDecodeError, AttributeError):
+                    message = payload.decode(errors="replace")[:200]
+                if status != 503 or attempt == self.retries:
+                    raise RestError(status, message)
             time.sleep(self.backoff * 2 ** attempt)
         raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Closes the calling thread's connection (other threads' close with them)."""
+        self._drop_connection()
 
     # ------------------------------------------------------------------ metadata
     def status(self) -> list[tuple[int, str]]:

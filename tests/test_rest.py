@@ -144,6 +144,16 @@ def test_rest_client_reports_errors_with_status_and_message(server):
         nobody.status()
 
 
+def test_rest_client_keeps_its_connection_and_checks_its_target(clients):
+    rest_client = clients[1]
+    rest_client.status()
+    first = rest_client._connection()
+    rest_client.status()
+    assert rest_client._connection() is first       # keep-alive: one connection per thread
+    with pytest.raises(ValueError, match="must be http"):
+        RestScoringClient("ftp://127.0.0.1:1", "fsdnet")
+
+
 def test_json_tensor_conversions():
     proto = json_to_tensor([[1, 2], [3, 4]], tf.int64.as_datatype_enum, "input 'x'")
     np.testing.assert_array_equal(tf.make_ndarray(proto), [[1, 2], [3, 4]])
