@@ -66,6 +66,7 @@ class Run:
     seed: int
     noise: float = 0.0
     settings: tuple[tuple[str, float], ...] = ()   # (config key, value) changed from the shipped config
+    config: str = CONFIG                            # the shipped config the run starts from
 
     @property
     def name(self) -> str:
@@ -80,7 +81,7 @@ class Run:
                 + [f"seed={self.seed}"] + extra)
 
     def expected_config(self) -> dict:
-        return to_dict(load_config(CONFIG, self.overrides))
+        return to_dict(load_config(self.config, self.overrides))
 
 
 def tune_candidates(variant: str) -> list[Run]:
@@ -143,9 +144,13 @@ def stored_result(run, runs_dir: pathlib.Path) -> dict | None:
 
 
 class Study:
-    def __init__(self, work_dir: pathlib.Path, data_dir: pathlib.Path, results_dir: pathlib.Path, jobs: int):
+    """Trains the planned runs that are not stored yet, ``jobs`` at a time, on one dataset's transform."""
+
+    def __init__(self, work_dir: pathlib.Path, data_dir: pathlib.Path, results_dir: pathlib.Path, jobs: int,
+                 config: str = CONFIG, runs_subdir: str = "frappe_runs"):
         self.work_dir, self.data_dir, self.results_dir, self.jobs = work_dir, data_dir, results_dir, jobs
-        self.runs_dir = results_dir / "frappe_runs"
+        self.config = config
+        self.runs_dir = results_dir / runs_subdir
         self.transform_dir = work_dir / "transform"
         self._report_lock = threading.Lock()
 
@@ -158,7 +163,7 @@ class Study:
         if (self.transform_dir / "stats.json").is_file():
             return
         log.info("transforming %s → %s", self.data_dir, self.transform_dir)
-        subprocess.run([sys.executable, "-m", "pipelines.transform_cli", "--config", CONFIG,
+        subprocess.run([sys.executable, "-m", "pipelines.transform_cli", "--config", self.config,
                         "--data-dir", str(self.data_dir), "--output", str(self.transform_dir)],
                        cwd=REPO, check=True)
 
@@ -166,7 +171,7 @@ class Study:
         run_dir = self.work_dir / "runs" / run.name
         log_path = self.work_dir / "logs" / f"{run.name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "fsdnet_tf.training.cli", "--config", CONFIG,
+        command = [sys.executable, "-m", "fsdnet_tf.training.cli", "--config", run.config,
                    "--transform-dir", str(self.transform_dir), "--run-dir", str(run_dir), "--no-progress"]
         for item in run.overrides:
             command += ["--set", item]

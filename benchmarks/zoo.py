@@ -56,6 +56,7 @@ class ZooRun:
     noise: float = 0.0
     settings: tuple[tuple[str, object], ...] = ()
     label: str = ""            # the variant's name where one model is run with several settings
+    config: str = reproduce.CONFIG   # the shipped config the run starts from
 
     @property
     def variant(self) -> str:
@@ -70,7 +71,7 @@ class ZooRun:
         return [f"model.type={self.model}"] + [f"{k}={v}" for k, v in self.settings] + [f"seed={self.seed}"]
 
     def expected_config(self) -> dict:
-        return to_dict(load_config(reproduce.CONFIG, self.overrides))
+        return to_dict(load_config(self.config, self.overrides))
 
 
 def plan() -> list[ZooRun]:
@@ -187,20 +188,23 @@ def write_report(results_dir: pathlib.Path) -> dict:
 class PresetStudy(reproduce.Study):
     """A study of preset runs stored in ``results/<runs_dir_name>/``, reported by ``report(results_dir)``."""
 
-    def __init__(self, work_dir, data_dir, results_dir, jobs, runs_dir_name: str, report):
-        super().__init__(work_dir, data_dir, results_dir, jobs)
-        self.runs_dir, self.report = results_dir / runs_dir_name, report
+    def __init__(self, work_dir, data_dir, results_dir, jobs, runs_dir_name: str, report,
+                 config: str = reproduce.CONFIG):
+        super().__init__(work_dir, data_dir, results_dir, jobs, config, runs_dir_name)
+        self.report = report
 
     def write_report(self) -> None:
         with self._report_lock:
             self.report(self.results_dir)
 
 
-def study_cli(argv, description: str, prog: str, runs: list, runs_dir_name: str, report) -> int:
-    """The command line shared by the preset studies: --plan, --report-only or train what is missing."""
+def study_cli(argv, description: str, prog: str, runs: list, runs_dir_name: str, report,
+              config: str = reproduce.CONFIG, data: tuple[str, str] = ("frappe", "Frappe")) -> int:
+    """The command line shared by the preset studies: --plan, --report-only or train what is missing
+    (on ``config``, whose data are ``../shared/data/<data[0]>`` by default, called ``data[1]``)."""
     parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=pathlib.Path, default=REPO.parent / "shared" / "data" / "frappe")
+    parser.add_argument("--data-dir", type=pathlib.Path, default=REPO.parent / "shared" / "data" / data[0])
     parser.add_argument("--work-dir", type=pathlib.Path, default=REPO / "work" / "reproduce")
     parser.add_argument("--results-dir", type=pathlib.Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--jobs", type=int, default=2)
@@ -215,12 +219,12 @@ def study_cli(argv, description: str, prog: str, runs: list, runs_dir_name: str,
             print(f"{r.name:28s} {' '.join('--set ' + o for o in r.overrides)}")
         return 0
     study = PresetStudy(args.work_dir.resolve(), args.data_dir.resolve(), args.results_dir.resolve(), args.jobs,
-                        runs_dir_name, report)
+                        runs_dir_name, report, config)
     if args.report_only:
         study.write_report()
         return 0
     if not (args.data_dir / "train.csv").is_file():
-        print(f"{prog}: Frappe not found at {args.data_dir} (see ../shared/data/README.md); give --data-dir",
+        print(f"{prog}: {data[1]} not found at {args.data_dir} (see ../shared/data/README.md); give --data-dir",
               file=sys.stderr)
         return 2
     return study.run(runs)

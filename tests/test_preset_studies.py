@@ -91,3 +91,32 @@ def test_kd_report_has_a_movielens_section_from_stored_runs(tmp_path):
     assert kd_study.store_ml1m(root, results) == 2
     lines = "\n".join(kd_study.ml1m_lines(results))
     assert "| KD-DAGFM (outer) | 1 | 0.81240 ± 0.00000 | 0.5200 ± 0.0000 | -0.00010 |" in lines
+
+
+def test_movielens1m_report_adopts_matching_kd_teachers_and_compares_the_models(tmp_path):
+    import movielens1m_study as ml
+    results = tmp_path / "results"
+    plan = ml.plan()
+    teacher = next(r for r in plan if (r.model, r.seed) == ("fsdnet", 2023))
+    kd = results / "movielens1m_kd_runs"
+    kd.mkdir(parents=True)
+    (kd / "kd_teacher_s2023.json").write_text(json.dumps(fake_run(teacher, 0.8130, 0.517)))
+    other = fake_run(next(r for r in plan if (r.model, r.seed) == ("fsdnet", 2024)), 0.5, 0.9)
+    other["config"]["model"]["alpha"] = 0.5          # not this plan's config: not adopted
+    (kd / "kd_teacher_s2024.json").write_text(json.dumps(other))
+    partial = ml.write_report(results)
+    assert partial["models"]["fsdnet"]["adopted"] == ["movielens1m_kd_runs/kd_teacher_s2023.json"]
+    assert len(partial["missing"]) == 9 and all(t["met"] is None for t in partial["targets"])
+    for run in plan:
+        if not (results / ml.RUNS_DIR / f"{run.name}.json").exists():
+            gap = (run.seed - 2023) * 1e-4
+            store(results / ml.RUNS_DIR, run, (0.8135 if run.model == "fsdnet" else 0.8070) + gap,
+                  (0.517 if run.model == "fsdnet" else 0.528) + gap / 10)
+    result = ml.write_report(results)
+    assert not result["missing"]
+    assert result["models"]["fsdnet"]["auc_mean"] == pytest.approx((0.8130 + 0.8135 * 4 + 1e-4 * 10) / 5)
+    versus = result["fsdnet_vs_dcnv2"]
+    assert versus["auc"]["difference"] > 0 and versus["auc"]["p"] < 0.05 and versus["logloss"]["difference"] < 0
+    assert [t["met"] for t in result["targets"]] == [True, True, True]
+    text = (results / "movielens1m.md").read_text()
+    assert "Adopted from the KD study" in text and "| dcnv2 | 5 |" in text
