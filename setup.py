@@ -26,8 +26,10 @@ setup(
         "tensorboard==2.21.0",
         "grpcio==1.85.1",
     ],
-    # kubernetes: the manifests' schema test; 35.0 is the newest that accepts Beam's python-dateutil < 3.
-    extras_require={"dev": ["pytest==9.2.0", "scipy==1.17.1", "kubernetes==35.0.0"]},
+    # kfp 2.17 needs kubernetes < 31 (the manifests' schema test uses its models); docker: kfp's local
+    # runner imports it, and without the package the repository's docker/ folder would stand in for it.
+    extras_require={"pipeline": ["kfp==2.17.3"],
+                    "dev": ["pytest==9.2.0", "scipy==1.17.1", "kfp==2.17.3", "kubernetes==30.1.0", "docker==7.1.0"]},
     entry_points={"console_scripts": [
         "fsdnet-transform=pipelines.transform_cli:main",
         "fsdnet-train=fsdnet_tf.training.cli:main",
@@ -36,5 +38,6 @@ setup(
         "fsdnet-score=serving.score_cli:main",
         "fsdnet-demo=serving.demo:main",
         "fsdnet-menu=serving.menu:main",
+        "fsdnet-pipeline=pipelines.pipeline_cli:main",
     ]},
 )

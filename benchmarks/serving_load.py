@@ -89,7 +89,7 @@ def drive(target: str, rows: list[dict], clients: int, requests: int, batch: int
 
 
 def report_markdown(result: dict, command: str) -> str:
-    lines = [f"# fsdnet-serve under load with version swaps\n",
+    lines = ["# fsdnet-serve under load with version swaps\n",
              f"Measured {result['measured']} by `{command}`: {result['clients']} concurrent clients, "
              f"{result['requests']:,} Predict calls of {result['batch']} raw row(s) per API, two new versions "
              f"pushed during each run (at a third and two thirds of the calls). The client threads run in one "

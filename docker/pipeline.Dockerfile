@@ -8,5 +8,6 @@ COPY setup.py README.md ./
 COPY fsdnet_tf/ fsdnet_tf/
 COPY pipelines/ pipelines/
 COPY serving/ serving/
-RUN pip install --no-cache-dir .
+# kfp: every step of the Kubeflow pipeline (fsdnet-pipeline compile) runs in this image.
+RUN pip install --no-cache-dir ".[pipeline]"
 ENTRYPOINT ["fsdnet-transform"]
