@@ -75,7 +75,7 @@ def compute(runs: dict) -> dict:
                          "head_names": chosen[0].get("head_names"),
                          "epochs_mean": sum(len(r["epochs"]) for r in chosen) / len(chosen)}
     result = {"models": models}
-    if all(runs[m] for m in MODELS):
+    if all(len(runs[m]) >= 2 for m in MODELS):      # a Welch p needs two runs a side
         result["fsdnet_vs_dcnv2"] = {
             metric: {"difference": models["fsdnet"][f"{metric}_mean"] - models["dcnv2"][f"{metric}_mean"],
                      "p": welch_p_value([r["test"][metric] for r in runs["fsdnet"]],

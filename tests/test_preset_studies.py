@@ -120,3 +120,13 @@ def test_movielens1m_report_adopts_matching_kd_teachers_and_compares_the_models(
     assert [t["met"] for t in result["targets"]] == [True, True, True]
     text = (results / "movielens1m.md").read_text()
     assert "Adopted from the KD study" in text and "| dcnv2 | 5 |" in text
+
+
+def test_movielens1m_report_with_one_dcnv2_run_builds_without_a_p_value(tmp_path):
+    import movielens1m_study as ml
+    results = tmp_path / "results"
+    for run in ml.plan()[:3]:               # fsdnet and dcnv2 of 2023, fsdnet of 2024
+        store(results / ml.RUNS_DIR, run, 0.81, 0.52)
+    result = ml.write_report(results)
+    assert "fsdnet_vs_dcnv2" not in result and len(result["models"]["dcnv2"]["seeds"]) == 1
+    assert "Not stored yet (7)" in (results / "movielens1m.md").read_text()
