@@ -47,7 +47,13 @@ VARIANT_OVERRIDES = {
     "no_soft_labels": ["model.distill=no_soft_labels"],
     "no_hint": ["model.distill=no_hint"],
     "no_fusion": ["model.fusion=none"],
+    # RQ5 (paper §4.6, SPEC §7): the four fusions, SC trained again so that all four share one code version
+    "fusion_concat": [],
+    "fusion_hadamard": ["model.fusion=hadamard"],
+    "fusion_add": ["model.fusion=add"],
+    "fusion_attention": ["model.fusion=attention"],
 }
+FUSION_VARIANTS = ("fusion_concat", "fusion_hadamard", "fusion_add", "fusion_attention")
 # Tuning (only if FSDNet misses its targets with the shipped settings): one setting at a
 # time around the shipped config, seed TUNE_SEED, chosen by *valid* AUC; then the chosen
 # settings are trained with MAIN_SEEDS and reported beside the shipped ones. Dropout is
@@ -56,7 +62,7 @@ TUNE_SEED = 2023
 TUNE_GRID = {"fsdnet": {"model.dropout": (0.5, 0.6), "model.alpha": (0.7, 0.8),
                         "model.temperature": (1.0, 2.0), "model.beta": (0.001, 0.1)},
              "dcnv2": {"model.dropout": (0.5, 0.6)}}
-GROUPS = ("main", "ablation", "noise", "tune", "tuned")
+GROUPS = ("main", "ablation", "noise", "tune", "tuned", "fusion")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +119,8 @@ def plan(groups: tuple[str, ...] = GROUPS, runs_dir: pathlib.Path | None = None)
         runs += [Run("noise", v, s, p) for p in NOISE_LEVELS for s in NOISE_SEEDS for v in ("fsdnet", "dcnv2")]
     if "tune" in groups:
         runs += [r for v in TUNE_GRID for r in tune_candidates(v) if r.group == "tune"]
+    if "fusion" in groups:
+        runs += [Run("fusion", v, s) for s in ABLATION_SEEDS for v in FUSION_VARIANTS]
     if "tuned" in groups and runs_dir is not None:
         for variant in TUNE_GRID:
             settings = chosen_settings(variant, runs_dir)

@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from study_common import VARIANT_LABELS, load_runs, mean_std, plus_minus, select, welch_p_value, write_atomic
+from study_fusion import compute_fusion, fusion_target, render_fusion
 from study_plots import plot_heads, plot_noise, plot_valid_curves
 
 COMMAND = ".venv/bin/python benchmarks/reproduce.py --work-dir /work/study --jobs 2"
@@ -74,6 +75,7 @@ def compute(runs: list[dict], noise_levels: tuple[float, ...], tuning_pending: f
                 "variant": summarise(chosen), "full_same_seeds": summarise(full),
                 "auc_difference": variants[ablation]["auc_mean"] - summarise(full)["auc_mean"],
                 "p_value_auc": welch_p_value([r["test"]["auc"] for r in chosen], [r["test"]["auc"] for r in full])}
+    result["fusion"] = compute_fusion(runs)
     result["tuning"] = tuning(runs, tuning_pending)
     tuned = result["tuning"]
     if all(tuned.get(m, {}).get("tuned") for m in ("fsdnet", "dcnv2")):
@@ -145,6 +147,9 @@ def targets(result: dict) -> list[tuple[str, Optional[bool], str]]:
         rows.append((f"at {NOISE_TARGET_LEVEL:.0%} label noise FSDNet loses less AUC than DCNv2",
                      loss["fsdnet"] < loss["dcnv2"],
                      f"FSDNet −{loss['fsdnet']:.5f}, DCNv2 −{loss['dcnv2']:.5f}"))
+    fusion = fusion_target(result.get("fusion", {}), result.get("fusion_complete", False))
+    if fusion:
+        rows.append(fusion)
     return rows
 
 
@@ -219,6 +224,7 @@ def render(result: dict, runs: list[dict], missing: list[str], plots: list[str])
         lines += ["", "The paper's Table 5 reports every ablation below the full model on all four datasets. "
                       "Its per-dataset figures could not be consulted offline for this report, so the comparison "
                       "here is with that claim (full ≥ each ablation), not with its numbers."]
+    lines += render_fusion(result.get("fusion", {}))
     if result["noise"]:
         lines += ["", "## Label noise (train labels flipped; valid and test untouched)", "",
                   "| train labels flipped | FSDNet AUC | DCNv2 AUC | FSDNet − DCNv2 | seeds |", "|---|---|---|---|---|"]
@@ -274,6 +280,8 @@ def write_report(runs_dir: pathlib.Path, results_dir: pathlib.Path, planned: Seq
     tuning_pending = frozenset(p.variant for p in planned if p.name not in stored and (
         p.group == "tune" or (p.group == "main" and p.seed in tune_seeds)))
     result = compute(runs, noise_levels, tuning_pending)
+    fusion_planned = [p for p in planned if p.group == "fusion"]
+    result["fusion_complete"] = bool(fusion_planned) and all(p.name in stored for p in fusion_planned)
     results_dir.mkdir(parents=True, exist_ok=True)
     plots = []
     for name, draw in (("frappe_heads.png", lambda p: plot_heads(result, p)),

@@ -130,3 +130,23 @@ def test_movielens1m_report_with_one_dcnv2_run_builds_without_a_p_value(tmp_path
     result = ml.write_report(results)
     assert "fsdnet_vs_dcnv2" not in result and len(result["models"]["dcnv2"]["seeds"]) == 1
     assert "Not stored yet (7)" in (results / "movielens1m.md").read_text()
+
+
+def test_rq5_fusions_are_compared_with_sc_on_the_same_seeds(tmp_path):
+    import study_report
+    runs_dir = tmp_path / "frappe_runs"
+    planned = [r for r in reproduce.plan(("fusion",))]
+    assert {r.variant for r in planned} == set(reproduce.FUSION_VARIANTS) and len(planned) == 12
+    shift = {"fusion_concat": 0.0, "fusion_hadamard": -0.002, "fusion_add": -0.001, "fusion_attention": 0.0005}
+    for run in planned[:-1]:                                     # the last AD run is not stored yet
+        store(runs_dir, run, 0.984 + shift[run.variant] + (run.seed - 2023) * 1e-4, 0.14)
+    partial = study_report.write_report(runs_dir, tmp_path, planned)
+    rq5 = next(t for t in partial["targets"] if t["target"].startswith("RQ5"))
+    assert rq5["met"] is None                                    # undecided while a fusion run is missing
+    store(runs_dir, planned[-1], 0.984 + shift[planned[-1].variant] + 2e-4, 0.14)
+    result = study_report.write_report(runs_dir, tmp_path, planned)
+    fusion = result["fusion"]
+    assert fusion["fusion_hadamard"]["p_auc_vs_sc"] < 0.01 and "p_auc_vs_sc" not in fusion["fusion_concat"]
+    rq5 = next(t for t in result["targets"] if t["target"].startswith("RQ5"))
+    assert rq5["met"] is False and "AD 0.98460" in rq5["figures"]   # AD's mean is above SC's here
+    assert "## RQ5" in (tmp_path / "frappe.md").read_text()
