@@ -70,6 +70,7 @@ def compute(runs: dict) -> dict:
         auc, ll = (mean_std([r["test"][m] for r in chosen]) for m in ("auc", "logloss"))
         heads = [mean_std([r["test"]["heads"][i]["auc"] for r in chosen]) for i in range(len(chosen[0]["test"]["heads"]))]
         models[model] = {"seeds": [r["seed"] for r in chosen], "auc_mean": auc[0], "auc_std": auc[1],
+                         "auc_runs": [r["test"]["auc"] for r in chosen], "logloss_runs": [r["test"]["logloss"] for r in chosen],
                          "adopted": [r["study"]["adopted_from"] for r in chosen if "adopted_from" in r.get("study", {})],
                          "logloss_mean": ll[0], "logloss_std": ll[1], "head_auc": heads,
                          "head_names": chosen[0].get("head_names"),
@@ -84,6 +85,10 @@ def compute(runs: dict) -> dict:
     return result
 
 
+def p_text(p) -> str:
+    return "—" if p is None else f"{p:.2g}"
+
+
 def targets(result: dict, missing: list[str]) -> list[tuple[str, bool | None, str]]:
     """The issue's targets; undecided (None) while planned runs are missing."""
     lines = []
@@ -91,8 +96,11 @@ def targets(result: dict, missing: list[str]) -> list[tuple[str, bool | None, st
     if ours:
         ref_auc, _, ref_ll, _ = REFERENCE_SUMMARY["fsdnet"]
         met = ours["auc_mean"] >= ref_auc and ours["logloss_mean"] <= ref_ll
+        ref = REFERENCE["fsdnet"]
+        p_auc, p_ll = (welch_p_value(ours[f"{m}_runs"], list(ref[m])) for m in ("auc", "logloss"))
         lines.append(("our FSDNet at least matches the authors' code on these files (mean test AUC and logloss)", met,
-                      f"AUC {ours['auc_mean']:.5f} vs {ref_auc:.5f}, logloss {ours['logloss_mean']:.4f} vs {ref_ll:.4f}"))
+                      f"AUC {ours['auc_mean']:.5f} vs {ref_auc:.5f} (Welch p {p_text(p_auc)} against their two seeds), "
+                      f"logloss {ours['logloss_mean']:.4f} vs {ref_ll:.4f} (p {p_text(p_ll)})"))
     versus = result.get("fsdnet_vs_dcnv2")
     if versus:
         auc, ll = versus["auc"], versus["logloss"]
