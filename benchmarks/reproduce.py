@@ -33,6 +33,7 @@ from fsdnet_tf.config import (ConfigError, config_from_dict, load_config, same_e
                               to_dict)
 
 import study_report  # noqa: E402,F401
+from study_sensitivity import SENSITIVITY  # noqa: E402
 
 log = logging.getLogger("reproduce")
 
@@ -54,6 +55,8 @@ VARIANT_OVERRIDES = {
     "fusion_attention": ["model.fusion=attention"],
 }
 FUSION_VARIANTS = ("fusion_concat", "fusion_hadamard", "fusion_add", "fusion_attention")
+VARIANT_OVERRIDES["sensitivity"] = []      # RQ3: FSDNet with one of α, T, β changed (the run's settings)
+SENSITIVITY_VALUES = {key: others for key, (_, others) in SENSITIVITY.items()}
 # Tuning (only if FSDNet misses its targets with the shipped settings): one setting at a
 # time around the shipped config, seed TUNE_SEED, chosen by *valid* AUC; then the chosen
 # settings are trained with MAIN_SEEDS and reported beside the shipped ones. Dropout is
@@ -62,7 +65,7 @@ TUNE_SEED = 2023
 TUNE_GRID = {"fsdnet": {"model.dropout": (0.5, 0.6), "model.alpha": (0.7, 0.8),
                         "model.temperature": (1.0, 2.0), "model.beta": (0.001, 0.1)},
              "dcnv2": {"model.dropout": (0.5, 0.6)}}
-GROUPS = ("main", "ablation", "noise", "tune", "tuned", "fusion")
+GROUPS = ("main", "ablation", "noise", "tune", "tuned", "fusion", "sensitivity")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +124,9 @@ def plan(groups: tuple[str, ...] = GROUPS, runs_dir: pathlib.Path | None = None)
         runs += [r for v in TUNE_GRID for r in tune_candidates(v) if r.group == "tune"]
     if "fusion" in groups:
         runs += [Run("fusion", v, s) for s in ABLATION_SEEDS for v in FUSION_VARIANTS]
+    if "sensitivity" in groups:
+        runs += [Run("sensitivity", "sensitivity", s, settings=((key, value),))
+                 for s in ABLATION_SEEDS for key, values in SENSITIVITY_VALUES.items() for value in values]
     if "tuned" in groups and runs_dir is not None:
         for variant in TUNE_GRID:
             settings = chosen_settings(variant, runs_dir)

@@ -16,6 +16,7 @@ import numpy as np
 
 from study_common import VARIANT_LABELS, load_runs, mean_std, plus_minus, select, welch_p_value, write_atomic
 from study_fusion import compute_fusion, fusion_target, render_fusion
+from study_sensitivity import compute_sensitivity, plot_sensitivity, render_sensitivity, sensitivity_targets
 from study_plots import plot_heads, plot_noise, plot_valid_curves
 
 COMMAND = ".venv/bin/python benchmarks/reproduce.py --work-dir /work/study --jobs 2"
@@ -76,6 +77,7 @@ def compute(runs: list[dict], noise_levels: tuple[float, ...], tuning_pending: f
                 "auc_difference": variants[ablation]["auc_mean"] - summarise(full)["auc_mean"],
                 "p_value_auc": welch_p_value([r["test"]["auc"] for r in chosen], [r["test"]["auc"] for r in full])}
     result["fusion"] = compute_fusion(runs)
+    result["sensitivity"] = compute_sensitivity(runs)
     result["tuning"] = tuning(runs, tuning_pending)
     tuned = result["tuning"]
     if all(tuned.get(m, {}).get("tuned") for m in ("fsdnet", "dcnv2")):
@@ -150,6 +152,7 @@ def targets(result: dict) -> list[tuple[str, Optional[bool], str]]:
     fusion = fusion_target(result.get("fusion", {}), result.get("fusion_complete", False))
     if fusion:
         rows.append(fusion)
+    rows += sensitivity_targets(result.get("sensitivity", {}), result.get("sensitivity_complete", False))
     return rows
 
 
@@ -224,7 +227,7 @@ def render(result: dict, runs: list[dict], missing: list[str], plots: list[str])
         lines += ["", "The paper's Table 5 reports every ablation below the full model on all four datasets. "
                       "Its per-dataset figures could not be consulted offline for this report, so the comparison "
                       "here is with that claim (full ≥ each ablation), not with its numbers."]
-    lines += render_fusion(result.get("fusion", {}))
+    lines += render_fusion(result.get("fusion", {})) + render_sensitivity(result.get("sensitivity", {}))
     if result["noise"]:
         lines += ["", "## Label noise (train labels flipped; valid and test untouched)", "",
                   "| train labels flipped | FSDNet AUC | DCNv2 AUC | FSDNet − DCNv2 | seeds |", "|---|---|---|---|---|"]
@@ -280,13 +283,16 @@ def write_report(runs_dir: pathlib.Path, results_dir: pathlib.Path, planned: Seq
     tuning_pending = frozenset(p.variant for p in planned if p.name not in stored and (
         p.group == "tune" or (p.group == "main" and p.seed in tune_seeds)))
     result = compute(runs, noise_levels, tuning_pending)
-    fusion_planned = [p for p in planned if p.group == "fusion"]
-    result["fusion_complete"] = bool(fusion_planned) and all(p.name in stored for p in fusion_planned)
+    for group, needs in (("fusion", ("fusion",)), ("sensitivity", ("fusion", "sensitivity"))):
+        group_runs = [p for p in planned if p.group in needs]
+        result[f"{group}_complete"] = any(p.group == group for p in group_runs) and all(
+            p.name in stored for p in group_runs)
     results_dir.mkdir(parents=True, exist_ok=True)
     plots = []
     for name, draw in (("frappe_heads.png", lambda p: plot_heads(result, p)),
                        ("frappe_valid_auc_per_epoch.png", lambda p: plot_valid_curves(runs, p)),
-                       ("frappe_noise.png", lambda p: plot_noise(result, p))):
+                       ("frappe_noise.png", lambda p: plot_noise(result, p)),
+                       ("frappe_sensitivity.png", lambda p: plot_sensitivity(result["sensitivity"], p))):
         if runs and draw(results_dir / name):
             plots.append(name)
     result["runs"] = len(runs)

@@ -150,3 +150,28 @@ def test_rq5_fusions_are_compared_with_sc_on_the_same_seeds(tmp_path):
     rq5 = next(t for t in result["targets"] if t["target"].startswith("RQ5"))
     assert rq5["met"] is False and "AD 0.98460" in rq5["figures"]   # AD's mean is above SC's here
     assert "## RQ5" in (tmp_path / "frappe.md").read_text()
+
+
+def test_rq3_curves_use_the_same_code_shipped_point_and_decide_once_complete(tmp_path):
+    import study_report
+    runs_dir = tmp_path / "frappe_runs"
+    planned = reproduce.plan(("fusion", "sensitivity"))
+    sensitivity = [r for r in planned if r.group == "sensitivity"]
+    assert len(sensitivity) == 18 and {dict(r.settings)["model.alpha"] for r in sensitivity
+                                       if "model.alpha" in dict(r.settings)} == {0.7, 0.8}
+    assert sensitivity[0].expected_config()["model"]["alpha"] == 0.7
+    for run in planned:
+        value = dict(run.settings).get("model.alpha")
+        # valid AUC peaks at the shipped α = 0.9 (the fusion_concat runs), falls with the others
+        auc = 0.984 - (0.0 if value is None else (0.9 - value) * 0.01)
+        store(runs_dir, run, auc + (run.seed - 2023) * 1e-5, 0.14)
+    result = study_report.write_report(runs_dir, tmp_path, planned)
+    alpha = result["sensitivity"]["model.alpha"]
+    assert [p["value"] for p in alpha] == [0.7, 0.8, 0.9] and alpha[2]["shipped"]
+    assert alpha[0]["test_auc"][0] == pytest.approx(0.982 + 1e-5)
+    rows = {t["target"].split(" = ")[0]: t["met"] for t in result["targets"] if t["target"].startswith("RQ3")}
+    assert rows["RQ3: the shipped α (BCE weight)"] is True
+    assert (tmp_path / "frappe_sensitivity.png").is_file() and "## RQ3" in (tmp_path / "frappe.md").read_text()
+    extra = reproduce.Run("sensitivity", "sensitivity", 2026, settings=(("model.beta", 0.1),))
+    partial = study_report.write_report(runs_dir, tmp_path, planned + [extra])
+    assert all(t["met"] is None for t in partial["targets"] if t["target"].startswith("RQ3"))
