@@ -1,4 +1,6 @@
 """Each raw format parsed line by line, good and bad rows."""
+import pathlib
+
 import pytest
 
 from fsdnet_tf.config import ColumnConfig, DatasetConfig, LabelConfig, SplitConfig, validate_dataset
@@ -75,3 +77,37 @@ def test_movielens_join():
         parse(b"2::1193::5::978300760")
     with pytest.raises(ValueError, match="users.dat line 1: expected 5"):
         readers.read_movielens_table([b"1::F"], "latin-1", 5, "users.dat")
+
+
+ML1M = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "movielens1m"
+
+
+@pytest.mark.skipif(not (ML1M / "ctr" / "train.csv").is_file(), reason=f"{ML1M} is absent")
+def test_movielens1m_presets_read_the_same_features_and_label_for_the_same_ratings():
+    """The raw .dat join (movielens1m) and the fixed CTR split (movielens1m_ctr) agree row by row."""
+    from fsdnet_tf.config import load_config
+    raw_ds, ctr_ds = (load_config(name).dataset for name in ("movielens1m", "movielens1m_ctr"))
+    fields = ["UserID", "Gender", "Age", "Occupation", "MovieID"]
+    assert [c.name for c in raw_ds.feature_columns] == ["UserID", "MovieID", "Gender", "Age", "Occupation"]
+    assert sorted(c.name for c in ctr_ds.feature_columns) == sorted(fields)
+    tables = tuple(readers.read_movielens_table((ML1M / name).read_bytes().splitlines(), "latin-1", width, name)
+                   for name, width in (("users.dat", 5), ("movies.dat", 3)))
+    raw_parse, ctr_parse = readers.make_parser(raw_ds, tables), readers.make_parser(ctr_ds)
+    ctr_lines = (ML1M / "ctr" / "train.csv").read_bytes().splitlines()[1:301]
+    by_rating = {}
+    for line in ctr_lines:
+        values, label = ctr_parse(line)
+        row = dict(zip([c.name for c in ctr_ds.feature_columns], values))
+        by_rating[(row["UserID"], row["MovieID"])] = (row, label)
+    matched = 0
+    ratings = next(ML1M.glob("ratings*.dat"))
+    for line in ratings.read_bytes().splitlines():
+        user, movie = line.split(b"::")[:2]
+        key = (user.decode(), movie.decode())
+        if key in by_rating:
+            values, label = raw_parse(line)
+            row = dict(zip([c.name for c in raw_ds.feature_columns], values))
+            assert (row, label) == by_rating[key], key
+            assert label == (int(line.split(b"::")[2]) >= 4)
+            matched += 1
+    assert matched == len(by_rating) == 300           # every sampled CTR row is one rating of the raw file

@@ -137,6 +137,9 @@ class MovieLensParser:
         self.label = label_rule(ds)
         self.encoding = ds.movielens.encoding
         self.users, self.movies = users, movies
+        # The join yields every column after the rating; the config may mark some of them ignore.
+        joined = [c for c in ds.columns if c.kind != "label"]
+        self.keep = [i for i, c in enumerate(joined) if c.kind in ("categorical", "integer")]
 
     def __call__(self, raw: bytes) -> tuple[list[str], int]:
         parts = _decode(raw, self.encoding).split("::")
@@ -150,7 +153,8 @@ class MovieLensParser:
         if movie is None:
             raise BadRow(f"movie {movie_id!r} is not in movies.dat")
         gender, age, occupation, zip_code = user
-        return [user_id, movie_id, gender, age, occupation, zip_code, movie[1]], self.label(rating)
+        joined = [user_id, movie_id, gender, age, occupation, zip_code, movie[1]]
+        return [joined[i] for i in self.keep], self.label(rating)
 
 
 def read_movielens_table(lines: list[bytes], encoding: str, width: int, name: str) -> dict[str, list[str]]:
