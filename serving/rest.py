@@ -273,8 +273,14 @@ class _Handler(BaseHTTPRequestHandler):
     api: RestApi
 
     def _reply(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            status, reply = 400, {"error": f"invalid Content-Length {self.headers.get('Content-Length')!r}"}
+            self.close_connection = True
+        elif length > MAX_BODY_BYTES:
             status, reply = 413, {"error": f"request body of {length} bytes exceeds {MAX_BODY_BYTES}"}
             self.close_connection = True
         else:

@@ -134,6 +134,18 @@ def test_bad_requests_get_tf_servings_codes_and_the_server_keeps_serving(server,
     np.testing.assert_array_equal(clients[1].predict(rows[:5]), clients[0].predict(rows[:5]))
 
 
+def test_a_bad_content_length_is_a_400(server, clients, rows):
+    import http.client
+    connection = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=10)
+    connection.putrequest("POST", "/v1/models/fsdnet:predict")
+    connection.putheader("Content-Length", "lots")
+    connection.endheaders()
+    reply = connection.getresponse()
+    assert reply.status == 400 and "invalid Content-Length 'lots'" in json.loads(reply.read())["error"]
+    connection.close()
+    np.testing.assert_array_equal(clients[1].predict(rows[:3]), clients[0].predict(rows[:3]))
+
+
 def test_rest_client_reports_errors_with_status_and_message(server):
     client = RestScoringClient(f"http://127.0.0.1:{server.rest_port}", "nope", timeout=5, retries=0)
     with pytest.raises(RestError, match="HTTP 404: Could not find any versions of model nope") as err:
