@@ -10,6 +10,9 @@ pipeline on this machine with KFP's local subprocess runner, in this Python envi
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import logging
 import pathlib
 import sys
 import warnings
@@ -17,6 +20,8 @@ from typing import Optional
 
 from fsdnet_tf import preflight
 from fsdnet_tf.config import ConfigError, load_config
+
+PIPELINE_STEPS = "transform → train → export → validate → push"
 
 
 def compile_pipeline(output: str, image: str) -> None:
@@ -27,19 +32,39 @@ def compile_pipeline(output: str, image: str) -> None:
 
 
 def run_local(args) -> dict:
-    """Run the pipeline here; return the validation's decision and the serving base path's versions."""
+    """Run the pipeline here; return the gate's decision and the serving base path's versions.
+
+    KFP's local runner prints every step's executor input and output; unless ``--verbose``
+    that goes to ``<work-dir>/pipeline.log`` and the terminal gets one line per step's outcome.
+    """
     from kfp import local
 
     from pipelines.kfp_pipeline import build
     work = pathlib.Path(args.work_dir).resolve()
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(work / "pipeline_root"),
-               raise_on_error=True)
+    work.mkdir(parents=True, exist_ok=True)
+    root = work / "pipeline_root"
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
     # Locally the steps run in this environment, which has what the image has: kfp's warning does not apply.
     warnings.filterwarnings("ignore", message="You may be attemping to run a task that uses custom")
-    build()(config=args.config, data_dir=args.data_dir or "", serving_base_path=str(pathlib.Path(
-        args.serving_base_path).resolve()), overrides=args.set, max_auc_drop=args.max_auc_drop)
+    before = set(root.glob("*")) if root.is_dir() else set()
+    log_path = work / "pipeline.log"
+    with open(log_path, "a") as log, contextlib.ExitStack() as stack:
+        if not args.verbose:
+            print(f"running {PIPELINE_STEPS} locally (KFP's log: {log_path})", flush=True)
+            stack.enter_context(contextlib.redirect_stdout(log))
+            stack.enter_context(contextlib.redirect_stderr(log))
+            # KFP also logs through the root logger, whose handler writes to the terminal's stderr.
+            for handler in logging.getLogger().handlers:
+                stack.callback(handler.setLevel, handler.level)
+                handler.setLevel(logging.WARNING)
+        build()(config=args.config, data_dir=args.data_dir or "", serving_base_path=str(pathlib.Path(
+            args.serving_base_path).resolve()), overrides=args.set, max_auc_drop=args.max_auc_drop)
+    (run_dir,) = set(root.glob("*")) - before
+    gate = json.loads((run_dir / "validate-step" / "executor_output.json").read_text())
+    metrics = gate["artifacts"]["metrics"]["artifacts"][0]["metadata"]
     base = pathlib.Path(args.serving_base_path)
-    return {"versions": sorted(int(p.name) for p in base.iterdir() if p.name.isdigit()) if base.is_dir() else []}
+    return {"approved": gate["parameterValues"]["Output"], "reason": metrics["reason"], "run_dir": str(run_dir),
+            "versions": sorted(int(p.name) for p in base.iterdir() if p.name.isdigit()) if base.is_dir() else []}
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -73,7 +98,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         return preflight.fail("fsdnet-pipeline", str(err))
     preflight.start(args.verbose)
     outcome = run_local(args)
-    print(f"pipeline finished; {args.serving_base_path} holds versions {outcome['versions'] or 'none'}")
+    print(f"validate: {'approved' if outcome['approved'] else 'refused'} ({outcome['reason']}); "
+          f"{'pushed' if outcome['approved'] else 'not pushed'}")
+    print(f"pipeline finished → {outcome['run_dir']}; {args.serving_base_path} holds versions "
+          f"{outcome['versions'] or 'none'}")
     return 0
 
 

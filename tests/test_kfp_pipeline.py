@@ -2,9 +2,13 @@
 synthetic data that pushes a first version, and the gate refusing a model worse than the served one."""
 import pathlib
 import shutil
+import subprocess
+import sys
 
 import pytest
 import yaml
+
+from conftest import REPO
 
 from fsdnet_tf.preflight import newest_version
 from pipelines import model_validation
@@ -45,17 +49,23 @@ def test_compiled_yaml_runs_every_step_in_the_image_with_the_pipelines_arguments
 
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
+    """fsdnet-pipeline run --local as a user runs it: its own process, what it prints captured."""
     work = tmp_path_factory.mktemp("pipeline")
     serving = work / "serving" / "fsdnet"
-    code = pipeline(["run", "--local", "--config", "synthetic", "--work-dir", str(work / "work"),
-                     "--serving-base-path", str(serving)] + TINY)
-    return code, work, serving
+    proc = subprocess.run([sys.executable, "-m", "pipelines.pipeline_cli", "run", "--local", "--config", "synthetic",
+                           "--work-dir", str(work / "work"), "--serving-base-path", str(serving)] + TINY,
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    return proc, work, serving
 
 
-def test_local_run_pushes_the_first_version(local_run):
-    code, work, serving = local_run
-    assert code == 0
+def test_local_run_pushes_the_first_version_and_keeps_kfps_log_in_a_file(local_run):
+    proc, work, serving = local_run
+    assert proc.returncode == 0, proc.stderr[-2000:]
     assert sorted(p.name for p in serving.iterdir()) == ["1"] and (serving / "1" / "saved_model.pb").is_file()
+    printed = proc.stdout.strip().splitlines()
+    assert len(printed) == 3 and printed[1].startswith("validate: approved (nothing is served under"), printed
+    assert proc.stderr == ""
+    assert "Executing task" in (work / "work" / "pipeline.log").read_text()
 
 
 def test_the_gate_refuses_a_model_below_the_served_one_and_push_is_atomic(local_run, monkeypatch):
