@@ -28,22 +28,15 @@ import time
 import numpy as np
 
 from serving.client import connect
-from serving.latency import free_port, newest_version, percentiles, running_server
+from pipelines.model_validation import push
+from serving.latency import free_port, percentiles, running_server
 
 
-def publish_copy(base: pathlib.Path, source: pathlib.Path, version: int) -> None:
-    """A new version with ``source``'s contents, renamed into place complete (as fsdnet-export)."""
-    staging = base / f".export-unfinished-{version}"
-    shutil.copytree(source, staging)
-    os.rename(staging, base / str(version))
-
-
-def drive(target: str, rows: list[dict], clients: int, requests: int, batch: int, base: pathlib.Path,
-          source: pathlib.Path, first_new: int) -> dict:
+def drive(target: str, rows: list[dict], clients: int, requests: int, batch: int, base: pathlib.Path) -> dict:
     per_client = requests // clients
     latencies, errors, done = [[] for _ in range(clients)], [], [0]
     lock = threading.Lock()
-    pushes = {first_new: requests // 3, first_new + 1: 2 * requests // 3}
+    push_after = (requests // 3, 2 * requests // 3)
     served_after = {}
 
     def client_loop(index: int) -> None:
@@ -62,14 +55,14 @@ def drive(target: str, rows: list[dict], clients: int, requests: int, batch: int
 
     def pusher() -> None:
         with connect(target, "fsdnet", timeout=30) as watcher:
-            for version, after in pushes.items():
+            for after in push_after:
                 while done[0] < after and done[0] < clients * per_client:
                     time.sleep(0.01)
                 pushed = time.perf_counter()
-                publish_copy(base, source, version)
+                version = push(base, base)      # the newest version again, as the next one (atomically)
                 while watcher.status()[0][0] != version:
                     time.sleep(0.05)
-                served_after[version] = round(time.perf_counter() - pushed, 2)
+                served_after[version] = (after, round(time.perf_counter() - pushed, 2))
 
     threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
     swapper = threading.Thread(target=pusher)
@@ -84,8 +77,8 @@ def drive(target: str, rows: list[dict], clients: int, requests: int, batch: int
             **percentiles(samples), "mean_ms": round(1000 * float(np.mean(samples)), 3),
             "requests_per_second": round(clients * per_client / seconds),
             "examples_per_second": round(clients * per_client * batch / seconds), "seconds": round(seconds, 1),
-            "versions_pushed": {str(v): {"after_requests": pushes[v], "available_after_seconds": served_after.get(v)}
-                                for v in pushes}}
+            "versions_pushed": {str(v): {"after_requests": after, "available_after_seconds": seconds}
+                                for v, (after, seconds) in served_after.items()}}
 
 
 def report_markdown(result: dict, command: str) -> str:
@@ -119,7 +112,6 @@ def main() -> int:
     work = pathlib.Path(tempfile.mkdtemp(prefix="serving-load-"))
     base = work / "fsdnet"
     export_run(args.run_dir, str(base), "fsdnet")
-    source = newest_version(base)
     rows = load_raw_sample(run_transform(args.run_dir))
     rest_port = free_port()
     result = {"measured": f"{datetime.date.today().isoformat()}, {os.cpu_count()} cores", "clients": args.clients,
@@ -127,10 +119,9 @@ def main() -> int:
     try:
         with running_server(base, "fsdnet", rest_port=rest_port, poll_seconds=0.5) as port:
             targets = {"gRPC": f"127.0.0.1:{port}", "REST": f"http://127.0.0.1:{rest_port}"}
-            for number, (api, target) in enumerate(targets.items()):
+            for api, target in targets.items():
                 print(f"{api}: {args.requests:,} calls from {args.clients} clients, 2 version pushes", flush=True)
-                result["apis"][api] = drive(target, rows, args.clients, args.requests, args.batch, base, source,
-                                            2 + 2 * number)
+                result["apis"][api] = drive(target, rows, args.clients, args.requests, args.batch, base)
                 r = result["apis"][api]
                 print(f"  {r['errors']} errors, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
                       f"{r['requests_per_second']:,} requests/s, versions {r['versions_pushed']}", flush=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from study_common import plus_minus, select, welch_p_value
+from study_common import mean_std, plus_minus, select, welch_p_value
 
 FUSIONS = {"fusion_concat": "SC concat(c, h)", "fusion_hadamard": "HP concat(c, h, P(c) ⊙ h)",
            "fusion_add": "PA concat(c, h, P(c) + h)", "fusion_attention": "AD attention over {P(c), h}"}
@@ -28,16 +28,11 @@ def compute_fusion(runs: list[dict]) -> dict:
     return result
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    import numpy as np
-    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-
-
 def fusion_target(fusion: dict, complete: bool) -> Optional[tuple[str, Optional[bool], str]]:
     """The paper's claim that concatenation fuses best; undecided until every fusion run is stored."""
     if BASE not in fusion:
         return None
-    means = {v: _mean_std(e["auc"])[0] for v, e in fusion.items()}
+    means = {v: mean_std(e["auc"])[0] for v, e in fusion.items()}
     best = max(means, key=means.get)
     return ("RQ5 (paper §4.6): SC (concatenation) has the best mean test AUC of the four fusions",
             (best == BASE) if complete else None,
@@ -50,7 +45,7 @@ def render_fusion(fusion: dict) -> list[str]:
     lines = ["", "## RQ5: fusing the explicit and implicit layers (SPEC §7), 3 seeds each, Welch p against SC", "",
              "| fusion | seeds | test AUC | test logloss | p vs SC (AUC / logloss) |", "|---|---|---|---|---|"]
     for variant, e in fusion.items():
-        auc, ll = _mean_std(e["auc"]), _mean_std(e["logloss"])
+        auc, ll = mean_std(e["auc"]), mean_std(e["logloss"])
         p = (f"{e['p_auc_vs_sc']:.3g} / {e['p_logloss_vs_sc']:.3g}"
              if e.get("p_auc_vs_sc") is not None and e.get("p_logloss_vs_sc") is not None else "—")
         lines.append(f"| {FUSIONS[variant]} | {', '.join(map(str, e['seeds']))} | {plus_minus(*auc)} | "

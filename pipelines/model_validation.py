@@ -9,7 +9,6 @@ name, then renamed, so TF Serving never sees half a version.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import pathlib
@@ -22,10 +21,10 @@ log = logging.getLogger("fsdnet_tf.pipeline")
 
 
 def labelled_rows(transform_dir: str | pathlib.Path) -> list[dict]:
-    path = pathlib.Path(transform_dir) / "raw_sample_test.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the transform output has no raw test sample")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The transform's raw test sample (each row with its label), as the export checks read it."""
+    from fsdnet_tf.data.transform_output import TransformDir
+    from fsdnet_tf.export.saved_model import load_raw_sample
+    return load_raw_sample(TransformDir(transform_dir))
 
 
 def version_auc(version_dir: pathlib.Path, rows: list[dict]) -> float:
