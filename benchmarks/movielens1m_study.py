@@ -114,7 +114,7 @@ def targets(result: dict, missing: list[str]) -> list[tuple[str, bool | None, st
 def render(result: dict, missing: list[str]) -> str:
     lines = ["# MovieLens-1M: FSDNet vs DCNv2\n",
              f"Generated {datetime.date.today().isoformat()} by `.venv/bin/python benchmarks/movielens1m_study.py "
-             "--work-dir /work/study/ml1m --jobs 2` from the stored runs: the fixed CTR split of "
+             "--work-dir /work/study/ml1m --jobs 2` from the stored runs (trained on 2 CPU cores): the fixed CTR split of "
              "`../shared/data/movielens1m/ctr` (5 fields, label rating ≥ 4), shipped `movielens1m_ctr` config "
              "(SPEC §3's ML-1M settings), test figures of the served ŷ, Welch two-tailed p. Reference figures: "
              "`../shared/data/README.md` (seeds 2023 and 2024, 2 CPU cores).\n",

@@ -16,6 +16,7 @@ from fsdnet_tf import _env  # noqa: F401
 import argparse
 import datetime
 import json
+import os
 import pathlib
 import sys
 
@@ -87,7 +88,8 @@ def claim(result: dict) -> tuple[str, bool, str]:
 def render(result: dict, png: str) -> str:
     text, met, detail = claim(result)
     lines = ["# RQ6: the fused representation of each layer, FSDNet beside DCNv2\n",
-             f"Generated {result['generated']} by `{result['command']}`: {result['rows']:,} test rows drawn with "
+             f"Generated {result['generated']} on {result['machine']} by `{result['command']}`: {result['rows']:,} "
+             "test rows drawn with "
              f"seed {SAMPLE_SEED}; f_l = [c_l, h_l] in inference mode; silhouette of clicked vs not clicked on f_l "
              "itself (euclidean; 1 = perfectly separated, 0 = overlapping).\n",
              "| layer | FSDNet silhouette | DCNv2 silhouette |", "|---|---|---|"]
@@ -112,7 +114,8 @@ def main() -> int:
         print(f"{name}: silhouette per layer {[round(s, 4) for s in models[name]['silhouette']]}", flush=True)
     out = pathlib.Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    result = {"generated": datetime.date.today().isoformat(), "rows": int(len(models["fsdnet"]["labels"])),
+    result = {"generated": datetime.date.today().isoformat(), "machine": f"{os.cpu_count()} CPU cores",
+              "rows": int(len(models["fsdnet"]["labels"])),
               "command": "python benchmarks/rq6_tsne.py " + " ".join(sys.argv[1:]),
               "runs": {"fsdnet": args.fsdnet, "dcnv2": args.dcnv2},
               "silhouette": {name: m["silhouette"] for name, m in models.items()}}
