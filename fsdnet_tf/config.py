@@ -22,7 +22,8 @@ from fsdnet_tf.config_error import ConfigError
 from fsdnet_tf.dataset_config import (SPLITS, ColumnConfig, DatasetConfig, LabelConfig,  # noqa: F401  (re-exported)
                                       MovieLensConfig, SplitConfig, SyntheticConfig, validate_dataset)
 from fsdnet_tf.model_config import (MODEL_TYPES, PARALLEL_TYPES, AttentionConfig,  # noqa: F401  (re-exported)
-                                    CINConfig, DAGFMConfig, ModelConfig, teacher_config, validate_model)
+                                    CINConfig, DAGFMConfig, ModelConfig, OptFusionConfig, teacher_config,
+                                    validate_model)
 
 SHIPPED_CONFIG_DIR = pathlib.Path(__file__).parent / "configs"
 

@@ -13,7 +13,7 @@ from fsdnet_tf.presets import PRESETS, TOWER_SECTIONS
 
 PARALLEL_TYPES = ("fsdnet", "dcnv2", "dcn", "dcn_fsd", "xdeepfm", "xdeepfm_fsd", "autoint", "autoint_fsd",
                   "tf4ctr", "tf4ctr_dcnv2", "tf4ctr_fsd")
-MODEL_TYPES = PARALLEL_TYPES + ("kd_dagfm",)
+MODEL_TYPES = PARALLEL_TYPES + ("kd_dagfm", "optfusion")
 EXPLICIT_TOWERS = ("cross_v2", "cross_v1", "cin", "self_attention", "mlp")
 READOUTS = ("per_layer_heads", "final_concat", "sum_of_logits", "twin_heads")
 
@@ -88,6 +88,43 @@ class DAGFMConfig:
 
 
 @dataclass(frozen=True)
+class OptFusionConfig:
+    """OptFusion (SPEC_WAVE2 §3): ``model.cross_layers`` = L cross v1 and L Dense blocks plus C0,
+    all of width d0 = F·D, wired by learned gates, one fusion point per destination.
+
+    ``search`` trains the supernet and the architecture together, Adam at ``learning_rate`` on
+    the network and at ``arch_lr`` on the connection logits (init ``init_constant``) and the
+    operation logits, both stepped on every batch (``arch_step: same_batch``, the paper's
+    single-level search) or the architecture on a batch of the held-out rows
+    (``held_out``: the last ``held_out_fraction`` of the training rows, which the network then
+    never trains on). ``derive`` writes architecture.json (``mode``: hard = argmax operation,
+    soft = the fixed softmax mixture, add = add everywhere). ``retrain`` trains the derived
+    network from the search's best weights (``retrain_init: inherit``, its start competing as
+    epoch 0) or from a fresh initialisation (``reinit``). ``search_run``: a finished OptFusion
+    run whose search this run derives from and inherits (one search, several re-trains).
+    ``product``: filtered (ours, both phases) or authors (plain in search and soft re-train).
+    ``block_width``: the Dense blocks' width; null is d0, another width gets a linear adapter
+    back to d0 (``width_adapter: project``) or is refused (``reject``).
+    """
+    mode: Literal["hard", "soft", "add"] = "hard"
+    product: Literal["filtered", "authors"] = "filtered"
+    arch_lr: float = 0.1
+    init_constant: float = 0.5
+    emb_std: float = 0.01
+    arch_step: Literal["same_batch", "held_out"] = "same_batch"
+    held_out_fraction: float = 0.1
+    retrain_init: Literal["inherit", "reinit"] = "inherit"
+    search_run: Optional[str] = None
+    block_width: Optional[int] = None
+    width_adapter: Literal["project", "reject"] = "reject"
+    batch_size: int = 4096
+    learning_rate: float = 1e-3
+    retrain_learning_rate: Optional[float] = None
+    patience: int = 2
+    max_epochs: int = 20
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """``type`` is a preset naming the explicit tower and the readout (:mod:`fsdnet_tf.presets`);
     ``explicit_tower`` / ``readout`` replace the preset's choice when set. They stay null in a
@@ -113,6 +150,7 @@ class ModelConfig:
     attention: Optional[AttentionConfig] = None
     tf4ctr: Optional[TF4CTRConfig] = None
     dagfm: Optional[DAGFMConfig] = None
+    optfusion: Optional[OptFusionConfig] = None
 
     @property
     def twin_focus(self) -> bool:
@@ -233,9 +271,33 @@ def _validate_kd_dagfm(m: ModelConfig) -> ModelConfig:
     return dataclasses.replace(teacher, type="kd_dagfm", dagfm=d)
 
 
+def _validate_optfusion(m: ModelConfig) -> ModelConfig:
+    o = m.optfusion or OptFusionConfig()
+    for section in ("cin", "attention", "tf4ctr", "dagfm"):
+        if getattr(m, section) is not None:
+            raise ConfigError(f"model.{section}: not used by model.type=optfusion; remove it")
+    if m.cross_layers < 1 or m.embedding_dim < 1:
+        raise ConfigError("model.cross_layers / model.embedding_dim: must be >= 1")
+    if o.arch_lr <= 0 or o.learning_rate <= 0 or (o.retrain_learning_rate is not None and o.retrain_learning_rate <= 0):
+        raise ConfigError("model.optfusion.arch_lr / learning_rate / retrain_learning_rate: must be > 0")
+    if o.emb_std <= 0 or m.embedding_l2 < 0:
+        raise ConfigError("model.optfusion.emb_std must be > 0 and model.embedding_l2 >= 0")
+    if o.batch_size < 1 or o.patience < 1 or o.max_epochs < 1:
+        raise ConfigError("model.optfusion.batch_size / patience / max_epochs: must be >= 1")
+    if o.block_width is not None and o.block_width < 1:
+        raise ConfigError("model.optfusion.block_width: must be >= 1 or null (d0 = fields × embedding_dim)")
+    if not 0.0 < o.held_out_fraction < 0.5:
+        raise ConfigError("model.optfusion.held_out_fraction: must be in (0, 0.5)")
+    return dataclasses.replace(m, optfusion=o)
+
+
 def validate_model(m: ModelConfig) -> ModelConfig:
     if m.type == "kd_dagfm":
         return _validate_kd_dagfm(m)
+    if m.type == "optfusion":
+        return _validate_optfusion(m)
+    if m.optfusion is not None:
+        raise ConfigError(f"model.optfusion: not used by model.type={m.type}; remove it")
     if m.dagfm is not None:
         raise ConfigError(f"model.dagfm: not used by model.type={m.type}; remove it")
     m = resolve_preset(m)

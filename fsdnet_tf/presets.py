@@ -158,6 +158,17 @@ def describe(model_cfg) -> dict:
                                           f"[z_T: teacher {d.teacher_output}]; trains the student only",
                                "finetune": "bce(student); trains the student and the embedding"}),
                 "served_outputs": ["prediction"]}
+    if model_cfg.type == "optfusion":
+        o, layers = model_cfg.optfusion, model_cfg.cross_layers
+        return {"preset": "OptFusion: cross v1 and Dense blocks wired by learned gates and fusion operations",
+                "phases": ["retrain"] if o.search_run else ["search", "derive", "retrain"],
+                "search_space": f"x0, C0, {layers} cross v1 + {layers} Dense blocks of width d0 = F·D "
+                                f"(Dense {o.block_width or 'd0'}), {1 + 2 * layers * (layers + 1) + 2 * layers + 2} "
+                                f"gates, {2 * layers + 1} fusion points of add/prod/concat/att",
+                "objective": {"search": f"bce(final) + embedding penalty; network Adam lr {o.learning_rate:g}, "
+                                        f"architecture Adam lr {o.arch_lr:g} ({o.arch_step})",
+                              "retrain": f"bce(final); OptFusion-{o.mode}, {o.retrain_init} weights"},
+                "served_outputs": ["prediction"]}
     return {"preset": PRESETS[model_cfg.type].summary,
             "explicit_tower": None if model_cfg.fusion == "none" else model_cfg.tower_kind,
             "implicit_tower": f"deep {list(model_cfg.deep_units)}",

@@ -61,6 +61,7 @@ class TrainInput:
         self.transform, self.batch_size, self.seed = transform, batch_size, seed
         self.in_memory, self.shuffle_buffer = in_memory, shuffle_buffer
         self.columns: Optional[dict] = None
+        self.rows: Optional[np.ndarray] = None      # the rows epochs cover, when some are held out
         if in_memory:
             arrays = load_arrays(transform, "train")
             arrays[LABEL_KEY] = flip_labels(arrays[LABEL_KEY], label_noise, seed)
@@ -82,6 +83,18 @@ class TrainInput:
         with tf.init_scope(), tf.device("/cpu:0"):
             self.columns[name] = tf.Variable(values, trainable=False, name=f"train_{name}")
 
+    def hold_out(self, fraction: float) -> np.ndarray:
+        """Set aside ``fraction`` of the rows (a permutation seeded by ``seed``) and return them;
+        from then on epochs cover only the others."""
+        if not self.in_memory:
+            raise ValueError("held-out training rows need train.in_memory: true")
+        if self.rows is not None:
+            raise ValueError("rows are already held out")
+        order = np.random.default_rng([self.seed, 0x4E1D]).permutation(self.num_examples)
+        held = max(1, int(round(fraction * self.num_examples)))
+        self.rows, self.num_examples = np.sort(order[held:]), self.num_examples - held
+        return np.sort(order[:held])
+
     def steps_per_epoch(self, max_steps: Optional[int] = None) -> int:
         """Batches in an epoch (the last may be short), at most ``max_steps``."""
         steps = -(-self.num_examples // self.batch_size)
@@ -89,7 +102,8 @@ class TrainInput:
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         """The epoch's permutation of the training rows (in memory), from (seed, epoch)."""
-        return np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
+        return order if self.rows is None else self.rows[order]
 
     def gather(self, rows: tf.Tensor) -> dict:
         """The batch of the given rows, gathered from the in-memory columns (inside a graph)."""

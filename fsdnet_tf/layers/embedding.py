@@ -8,21 +8,22 @@ import tf_keras
 class FieldEmbedding(tf_keras.layers.Layer):
     """One table (vocab_f × dim) per field; looks every field up and concatenates → (B, F·dim).
 
-    Tables start at normal(0, 1e-4) and carry an L2 penalty (l2/2)·Σ‖E‖², which is the
-    reference's per-step embedding regulariser with factor ``l2``.
+    Tables start at normal(0, ``stddev``; 1e-4 as SPEC §1.1, OptFusion's 0.01) and carry an L2
+    penalty (l2/2)·Σ‖E‖², which is the reference's per-step embedding regulariser with factor ``l2``.
     """
 
-    def __init__(self, fields: tuple[str, ...], vocab_sizes: dict[str, int], dim: int, l2: float, **kwargs):
+    def __init__(self, fields: tuple[str, ...], vocab_sizes: dict[str, int], dim: int, l2: float,
+                 stddev: float = 1e-4, **kwargs):
         super().__init__(**kwargs)
         missing = [f for f in fields if f not in vocab_sizes]
         if missing:
             raise ValueError(f"no vocabulary size for field {missing[0]!r}")
-        self.fields, self.vocab_sizes, self.dim, self.l2 = tuple(fields), dict(vocab_sizes), dim, l2
+        self.fields, self.vocab_sizes, self.dim, self.l2, self.stddev = tuple(fields), dict(vocab_sizes), dim, l2, stddev
         regularizer = tf_keras.regularizers.L2(l2 / 2.0) if l2 > 0 else None
         self.tables = [
             tf_keras.layers.Embedding(
                 vocab_sizes[f], dim, name=f"embedding_{f}",
-                embeddings_initializer=tf_keras.initializers.RandomNormal(0.0, 1e-4),
+                embeddings_initializer=tf_keras.initializers.RandomNormal(0.0, stddev),
                 embeddings_regularizer=regularizer)
             for f in self.fields]
 
@@ -39,4 +40,4 @@ class FieldEmbedding(tf_keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "fields": self.fields, "vocab_sizes": self.vocab_sizes,
-                "dim": self.dim, "l2": self.l2}
+                "dim": self.dim, "l2": self.l2, "stddev": self.stddev}

@@ -35,6 +35,18 @@ def summary(metrics: dict, run_dir: str) -> str:
     return "\n".join(lines)
 
 
+def trainer_class(model_type: str):
+    """The trainer of a model type: its phases (one ``train`` phase unless the type has its own)."""
+    if model_type == "kd_dagfm":
+        from fsdnet_tf.training.distillation import KDTrainer
+        return KDTrainer
+    if model_type == "optfusion":
+        from fsdnet_tf.training.optfusion import OptFusionTrainer
+        return OptFusionTrainer
+    from fsdnet_tf.training.trainer import Trainer
+    return Trainer
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="fsdnet-train", description=__doc__)
     parser.add_argument("--config", required=True, help="shipped config name or YAML path")
@@ -60,9 +72,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             preflight.require_finished_teacher(config.model.dagfm.teacher_run)
         # absl logs every checkpoint write ("Sharding callback duration") at INFO: quiet unless --verbose.
         preflight.start(args.verbose)
-        from fsdnet_tf.training.distillation import KDTrainer
-        from fsdnet_tf.training.trainer import Trainer
-        trainer = KDTrainer if config.model.type == "kd_dagfm" else Trainer
+        trainer = trainer_class(config.model.type)
         metrics = trainer(config, args.transform_dir, args.run_dir, progress_bar=not args.no_progress).run()
     except ConfigError as err:
         return preflight.fail("fsdnet-train", str(err))

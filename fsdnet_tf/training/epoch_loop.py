@@ -16,6 +16,7 @@ rounding differs, so runs are reproducible among themselves but not bit-identica
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import tensorflow as tf
@@ -41,21 +42,43 @@ def make_train_step(model, objective: Objective, optimizer, strategy: tf.distrib
     return make_step(loss_fn, model.trainable_variables, optimizer, strategy, mixed_precision, jit_compile)
 
 
+@dataclass(frozen=True)
+class SecondGroup:
+    """Variables stepped by their own optimiser in the same step (OptFusion's architecture):
+    with ``loss_fn`` None, by the gradient of the same forward pass as the network's; else by
+    that of ``loss_fn(batch, replicas) -> (logged values, total)``, taken before the network's step."""
+    variables: list
+    optimizer: object
+    loss_fn: Optional[Callable] = None
+
+
 def make_step(loss_fn, variables: list, optimizer, strategy: tf.distribute.Strategy,
-              mixed_precision: bool = False, jit_compile: bool = False):
+              mixed_precision: bool = False, jit_compile: bool = False, second: Optional[SecondGroup] = None):
     """A ``tf.function`` step: ``loss_fn(batch, replicas) -> (logged values, total)`` on each
     replica, gradients of ``variables`` only, values summed over replicas (plus ``loss``)."""
     replicas = strategy.num_replicas_in_sync
+    if second is not None and mixed_precision:
+        raise ValueError("a second variable group has no loss scale of its own: train it in float32")
+    same_pass = second is not None and second.loss_fn is None
+    stepped = variables + second.variables if same_pass else variables
 
     def replica_step(batch):
+        logged = {}
+        if second is not None and not same_pass:
+            with tf.GradientTape() as tape:
+                second_values, second_total = second.loss_fn(batch, replicas)
+            second.optimizer.apply_gradients(zip(tape.gradient(second_total, second.variables), second.variables))
+            logged = {f"second_{k}": v for k, v in second_values.items()}
         with tf.GradientTape() as tape:
             values, total = loss_fn(batch, replicas)
             scaled = optimizer.get_scaled_loss(total) if mixed_precision else total
-        grads = tape.gradient(scaled, variables)
+        grads = tape.gradient(scaled, stepped)
         if mixed_precision:
             grads = optimizer.get_unscaled_gradients(grads)
-        optimizer.apply_gradients(zip(grads, variables))
-        return {**values, "loss": total}
+        optimizer.apply_gradients(zip(grads[:len(variables)], variables))
+        if same_pass:
+            second.optimizer.apply_gradients(zip(grads[len(variables):], second.variables))
+        return {**values, **logged, "loss": total}
 
     if jit_compile:
         replica_step = tf.function(replica_step, jit_compile=True)

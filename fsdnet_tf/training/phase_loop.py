@@ -15,7 +15,7 @@ import os
 import pathlib
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -60,11 +60,13 @@ class PhaseLoop:
 
     def __init__(self, write_dir: pathlib.Path, checkpoint_dir: str, model, optimizer, schedule: Schedule,
                  train_epoch: Callable[[int, float], dict], evaluate: Callable[[], dict],
-                 save_state: Callable[[dict], None], log_epoch: Callable[[dict], None]):
+                 save_state: Callable[[dict], None], log_epoch: Callable[[dict], None],
+                 extra_state: Optional[dict] = None):
+        """``extra_state``: more trackables resumed with the model (e.g. a second optimiser)."""
         self.write_dir, self.checkpoint_dir, self.schedule = write_dir, checkpoint_dir, schedule
         self.model, self.optimizer = model, optimizer
         self.train_epoch, self.evaluate, self.save_state, self.log_epoch = train_epoch, evaluate, save_state, log_epoch
-        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **(extra_state or {}))
 
     def restore_last(self, state: dict) -> None:
         self.checkpoint.read(str(self.write_dir / state["last_checkpoint"])).assert_consumed()

@@ -54,7 +54,7 @@ def restore_model(run_dir: str | pathlib.Path, config: Optional[Config] = None,
                   best_checkpoint: Optional[str] = None) -> tuple[tf_keras.Model, Config, TransformDir]:
     """Rebuild a finished run's model with its best weights (for export and evaluation);
     ``for_serving`` leaves out the auxiliary heads the served prediction does not read. A
-    KD-DAGFM run gives its student (own embedding, no teacher)."""
+    KD-DAGFM run gives its student (own embedding, no teacher), an OptFusion run its derived network."""
     run_dir = pathlib.Path(run_dir)
     if best_checkpoint is None:
         require_finished_run(run_dir)
@@ -65,6 +65,11 @@ def restore_model(run_dir: str | pathlib.Path, config: Optional[Config] = None,
     if config.model.type == "kd_dagfm":
         from fsdnet_tf.models.student import build_student
         model = build_student(config.model, fields, vocab, seed=config.seed)
+    elif config.model.type == "optfusion":
+        from fsdnet_tf.models.architecture import Architecture
+        from fsdnet_tf.models.optfusion import build_optfusion
+        model = build_optfusion(config.model, fields, vocab, seed=config.seed,
+                                architecture=Architecture.read(run_dir / "architecture.json"))
     else:
         model = build_model(config.model, fields, vocab, seed=config.seed, for_serving=for_serving)
     best = best_checkpoint or json.loads((run_dir / "metrics.json").read_text())["best_checkpoint"]
