@@ -209,3 +209,12 @@ def test_config_checks_name_the_key():
         optfusion_config("model.optfusion.mode=sparse")
     with pytest.raises(ConfigError, match="model.cin: not used by model.type=optfusion"):
         optfusion_config("model.cin.units=[4]")
+
+
+@pytest.mark.parametrize("operation", ["concat", "att", "prod"])
+def test_analytic_multiply_adds_of_a_derived_network_equal_its_graph(operation):
+    from fsdnet_tf.export.cost import analytic_multiply_adds, graph_multiply_adds
+    arch = parallel_architecture(3, 4, operation)
+    arch = Architecture(3, 4, "hard", "filtered", arch.open_gates | {(8, 0), (6, 1)}, arch.operations)
+    model = build(("a", "b"), 2, arch)
+    assert analytic_multiply_adds(model) == graph_multiply_adds(model) > 0

@@ -2,8 +2,8 @@
 
 ``analytic_multiply_adds`` follows the architecture: dense layers in·out, cross v2 d0² per
 layer, CIN Σ_k H_k·H_{k−1}·F·D, self-attention projections and scores, DAGFM's field mixing
-and dense edge tensors (SPEC_WAVE2 §2.8); embedding lookups, batch norm and element-wise
-work are left out.
+and dense edge tensors (SPEC_WAVE2 §2.8), OptFusion's derived blocks and fusion operations;
+embedding lookups, batch norm and element-wise work are left out.
 ``graph_multiply_adds`` traces the served output at batch 1 and adds up the MatMul,
 BatchMatMul and Einsum ops the output depends on, from their static shapes;
 ``profiler_multiply_adds`` is TF's own profiler (it counts MatMul only, not Einsum).
@@ -49,6 +49,10 @@ def analytic_multiply_adds(model, output: str = "prediction") -> int:
         total = model.interaction_multiply_adds() + fields * fields * dim
         readout = (model.deep, model.deep_logit) if d.deep else (model.dagfm.readout,)
         return total + sum(_dense_sizes(layer) for layer in readout)
+    if model.cfg.type == "optfusion":
+        # Built derived, the network holds only what the output reads: every matrix is one contraction
+        # (a cross block's wᵀu included), the concat kernel over all its slots, closed ones as zeros.
+        return _dense_sizes(model.network)
     total = _tower_multiply_adds(model) + _dense_sizes(model.deep)
     for attribute in ("branch_inputs", "linear_head", "explicit_logit", "deep_logit", "dfm"):
         if hasattr(model, attribute):

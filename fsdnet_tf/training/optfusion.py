@@ -18,7 +18,6 @@ With ``model.optfusion.search_run`` the search of that finished run is derived a
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import pathlib
@@ -194,13 +193,14 @@ class OptFusionTrainer(Trainer):
         if o.arch_step == "held_out":
             held = tf.constant(train_input.hold_out(o.held_out_fraction), tf.int64)
 
-            def arch_loss(batch, replicas):
+            def held_out_loss(batch, replicas):
                 # Rows drawn from (seed, step), so a resumed search sees the same architecture batches.
                 seed = tf.stack([tf.constant(cfg.seed, tf.int64), tf.cast(arch_optimizer.iterations, tf.int64)])
                 rows = tf.random.stateless_uniform([o.batch_size], seed,
                                                    maxval=tf.shape(held, out_type=tf.int64)[0], dtype=tf.int64)
                 bce = bce_loss(model, train_input.gather(tf.gather(held, rows)), replicas)
                 return {"bce": bce}, bce
+            arch_loss = held_out_loss
             log.info("search: the architecture steps on %d held-out training rows", int(held.shape[0]))
         step = make_step(network_loss, network, optimizer, self.strategy,
                          second=SecondGroup(model.architecture_variables, arch_optimizer, arch_loss))
@@ -280,8 +280,3 @@ class OptFusionTrainer(Trainer):
             shutil.rmtree(self.write_dir, ignore_errors=True)
         return metrics
 
-
-def with_search_run(config, search_run: str):
-    """The config of a re-train that inherits ``search_run``'s search (e.g. soft after hard)."""
-    return dataclasses.replace(config, model=dataclasses.replace(
-        config.model, optfusion=dataclasses.replace(config.model.optfusion, search_run=search_run)))

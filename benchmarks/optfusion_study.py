@@ -1,0 +1,286 @@
+"""OptFusion against the hand-wired models: learned wiring vs DCN, DCNv2 and FSDNet.
+
+    .venv/bin/python benchmarks/optfusion_study.py --work-dir /work/study/optfusion_study [--jobs 2]
+    .venv/bin/python benchmarks/optfusion_study.py --dataset movielens1m --work-dir DIR
+    .venv/bin/python benchmarks/optfusion_study.py --report-only [--dataset ...]
+
+Per seed (2023–2025): ``optfusion_hard`` (search → derive → OptFusion-Hard re-train, the
+shipped settings of SPEC_WAVE2 §3.6 with the dataset's config) and ``optfusion_soft`` (the
+same search re-trained soft: ``model.optfusion.search_run`` points at the hard run, so one
+search serves both). The hand-wired models are the stored runs of the zoo and main studies
+(same files, same seeds). Resumable: stored runs (``results/<dataset>_optfusion_runs/``) are
+never trained again; a seed's soft run starts when its hard run has finished. The report,
+``<dataset>_optfusion.md`` / ``.json``, is rebuilt after every finished run, with each seed's
+derived wiring as ``<dataset>_optfusion_arch_s<seed>.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime
+import json
+import logging
+import pathlib
+import shutil
+import sys
+
+import zoo
+from study_common import mean_std, plus_minus, publish_report, target_lines, welch_p_value
+
+import reproduce
+
+SEEDS = (2023, 2024, 2025)
+DATASETS = {  # config, hand-wired runs (results subdirectory → models), data directory
+    "frappe": ("frappe", {"frappe_zoo_runs": ("dcn",), "frappe_runs": ("dcnv2", "fsdnet")}, "frappe"),
+    "movielens1m": ("movielens1m_ctr", {"movielens1m_runs": ("dcnv2", "fsdnet")}, "movielens1m"),
+}
+LABELS = {"optfusion_hard": "OptFusion-Hard", "optfusion_soft": "OptFusion-Soft", "dcn": "DCN", "dcnv2": "DCNv2",
+          "fsdnet": "FSDNet"}
+SEARCH_COST_TARGET = 3.0
+log = logging.getLogger("optfusion_study")
+
+
+def hard_run(seed: int, config: str) -> zoo.ZooRun:
+    return zoo.ZooRun("optfusion", seed, group="optfusion", label="optfusion_hard", config=config)
+
+
+def soft_run(seed: int, config: str, work_dir: pathlib.Path) -> zoo.ZooRun:
+    search = work_dir / "runs" / hard_run(seed, config).name
+    return zoo.ZooRun("optfusion", seed, group="optfusion", label="optfusion_soft", config=config,
+                      settings=(("model.optfusion.mode", "soft"), ("model.optfusion.search_run", str(search))))
+
+
+def plan(config: str, work_dir: pathlib.Path) -> list[tuple[zoo.ZooRun, zoo.ZooRun]]:
+    return [(hard_run(s, config), soft_run(s, config, work_dir)) for s in SEEDS]
+
+
+def train_pairs(study: reproduce.Study, pairs, report) -> int:
+    """Each seed's hard run, then its soft run, ``study.jobs`` runs at a time."""
+    failed = []
+
+    def pair(hard, soft):
+        for run in (hard, soft):
+            if reproduce.stored_result(run, study.runs_dir) is None:
+                metrics = study.train(run)
+                log.info("%s: test AUC %.5f logloss %.5f, %.0f s", run.name, metrics["test"]["auc"],
+                         metrics["test"]["logloss"], metrics["seconds"])
+                report()
+
+    with concurrent.futures.ThreadPoolExecutor(study.jobs) as pool:
+        for future in concurrent.futures.as_completed([pool.submit(pair, h, s) for h, s in pairs]):
+            try:
+                future.result()
+            except Exception as err:  # one failed seed must not stop the others
+                failed.append(str(err))
+                log.error("%s", err)
+    return 1 if failed else 0
+
+
+def collect(dataset: str, results_dir: pathlib.Path, work_dir: pathlib.Path) -> tuple[dict, list[str]]:
+    config, hand_wired, _ = DATASETS[dataset]
+    runs, missing = {}, []
+    for hard, soft in plan(config, work_dir):
+        for run in (hard, soft):
+            stored = reproduce.stored_result(run, results_dir / f"{dataset}_optfusion_runs")
+            if stored is None:
+                missing.append(run.name)
+            else:
+                runs.setdefault(run.variant, {})[run.seed] = stored
+    for subdir, models in hand_wired.items():
+        for model in models:
+            for seed in SEEDS:
+                path = results_dir / subdir / f"{model}_s{seed}.json"
+                if path.is_file():
+                    runs.setdefault(model, {})[seed] = json.loads(path.read_text())
+                else:
+                    missing.append(f"{subdir}/{model}_s{seed}")
+    return runs, missing
+
+
+def summary(chosen: dict) -> dict:
+    values = list(chosen.values())
+    row = {"seeds": sorted(chosen)}
+    for split, metric in (("valid", "auc"), ("test", "auc"), ("test", "logloss")):
+        mean, std = mean_std([r[split][metric] for r in values])
+        row[f"{split}_{metric}_mean"], row[f"{split}_{metric}_std"] = mean, std
+    row["parameters"] = values[0]["parameters"]
+    row["seconds_mean"] = mean_std([r["seconds"] for r in values])[0]
+    row["epochs_mean"] = mean_std([len(r["epochs"]) for r in values])[0]
+    return row
+
+
+def architectures(runs: dict) -> dict:
+    """Per seed: open gates and operations of the derived wiring; which gates all seeds agree on."""
+    hard = runs.get("optfusion_hard", {})
+    per_seed = {seed: {"open_gates": sorted(k for k, v in r["architecture"]["gates"].items() if v),
+                       "operations": r["architecture"]["operations"], "reachable": r["architecture"]["reachable"],
+                       "search_epochs": r["phases"]["search"]["epochs"],
+                       "search_seconds": r["phases"]["search"]["seconds"],
+                       "retrain_seconds": r["phases"]["retrain"]["seconds"],
+                       "search_valid_auc": r["phases"]["search"]["valid"]["auc"],
+                       "closed_gates": sorted(k for k, v in r["architecture"]["gates"].items() if not v)}
+                for seed, r in sorted(hard.items())}
+    if not per_seed:
+        return {"per_seed": {}}
+    gate_sets = [set(a["open_gates"]) for a in per_seed.values()]
+    all_gates = list(next(iter(hard.values()))["architecture"]["gates"])
+    agree = [g for g in all_gates if len({g in s for s in gate_sets}) == 1]
+    ops = {point: [a["operations"][point] for a in per_seed.values()] for point in next(iter(per_seed.values()))["operations"]}
+    return {"per_seed": per_seed, "gates_total": len(all_gates), "gates_agreed": len(agree),
+            "operations_agreed": sum(len(set(v)) == 1 for v in ops.values()), "fusion_points": len(ops)}
+
+
+def compute(runs: dict) -> dict:
+    models = {name: summary(chosen) for name, chosen in runs.items() if chosen}
+    hand = [m for m in ("dcn", "dcnv2", "fsdnet") if m in models]
+    result = {"models": models, "architectures": architectures(runs), "comparisons": {}}
+    if not hand:
+        return result
+    best_valid = max(hand, key=lambda m: models[m]["valid_auc_mean"])
+    best_test = max(hand, key=lambda m: models[m]["test_auc_mean"])
+    result.update(best_hand_wired_valid=best_valid, best_hand_wired_test=best_test)
+    for variant in ("optfusion_hard", "optfusion_soft"):
+        if variant not in runs:
+            continue
+        result["comparisons"][variant] = {
+            other: {f"p_{split}_{metric}": welch_p_value([r[split][metric] for r in runs[variant].values()],
+                                                       [r[split][metric] for r in runs[other].values()])
+                    for split, metric in (("valid", "auc"), ("test", "auc"), ("test", "logloss"))}
+            for other in hand}
+    # One training run: the mean wall time of the hand-wired runs (trained as this study, two at a time).
+    hand_seconds = mean_std([r["seconds"] for m in hand for r in runs[m].values()])[0]
+    per_seed = result["architectures"]["per_seed"]
+    if per_seed:
+        search = mean_std([a["search_seconds"] for a in per_seed.values()])[0]
+        retrain = mean_std([a["retrain_seconds"] for a in per_seed.values()])[0]
+        result["search_cost"] = {"search_seconds_mean": search, "retrain_seconds_mean": retrain,
+                                 "hand_wired_run_seconds_mean": hand_seconds,
+                                 "search_over_hand_wired_run": search / hand_seconds,
+                                 "search_over_retrain": search / retrain}
+    return result
+
+
+def targets(result: dict) -> list[tuple[str, bool | None, str]]:
+    models = result["models"]
+    derived = [v for v in ("optfusion_hard", "optfusion_soft") if len(models.get(v, {}).get("seeds", [])) == len(SEEDS)]
+    complete = bool(derived) and "best_hand_wired_valid" in result and all(
+        len(models[m]["seeds"]) == len(SEEDS) for m in ("dcn", "dcnv2", "fsdnet") if m in models)
+    out = []
+    for split in ("valid", "test"):
+        best = result.get(f"best_hand_wired_{split}")
+        if best is None or not derived:
+            out.append((f"an OptFusion-derived model matches the best hand-wired model on {split} AUC", None, "no runs"))
+            continue
+        top = max(derived, key=lambda v: models[v][f"{split}_auc_mean"])
+        gap = models[top][f"{split}_auc_mean"] - models[best][f"{split}_auc_mean"]
+        out.append((f"an OptFusion-derived model matches the best hand-wired model on {split} AUC",
+                    gap >= 0 if complete else None,
+                    f"{LABELS[top]} {models[top][f'{split}_auc_mean']:.5f} vs {LABELS[best]} "
+                    f"{models[best][f'{split}_auc_mean']:.5f} ({gap:+.5f})"))
+    cost = result.get("search_cost")
+    out.append((f"search cost below {SEARCH_COST_TARGET:g} training runs",
+                cost["search_over_hand_wired_run"] < SEARCH_COST_TARGET if cost and complete else None,
+                f"search {cost['search_seconds_mean']:.0f} s = {cost['search_over_hand_wired_run']:.2f}× a hand-wired "
+                f"run ({cost['hand_wired_run_seconds_mean']:.0f} s)" if cost else "no runs"))
+    return out
+
+
+def _p(value) -> str:
+    return "—" if value is None else f"{value:.3g}"
+
+
+def render(dataset: str, command: str):
+    def render_result(result: dict, missing: list[str]) -> str:
+        models = result["models"]
+        lines = [f"# {dataset}: OptFusion's learned wiring vs the hand-wired models",
+                 "", f"Generated {datetime.date.today().isoformat()} by `{command}` on one machine with 2 CPU cores "
+                 "(runs two at a time). Seeds " + ", ".join(map(str, SEEDS)) + "; mean ± std over seeds.", "",
+                 "| model | seeds | valid AUC | test AUC | test logloss | parameters | epochs | seconds |",
+                 "|---|---|---|---|---|---|---|---|"]
+        for name in ("optfusion_hard", "optfusion_soft", "dcn", "dcnv2", "fsdnet"):
+            if name not in models:
+                continue
+            m = models[name]
+            lines.append(f"| {LABELS[name]} | {len(m['seeds'])} | {plus_minus(m['valid_auc_mean'], m['valid_auc_std'])} "
+                         f"| {plus_minus(m['test_auc_mean'], m['test_auc_std'])} "
+                         f"| {plus_minus(m['test_logloss_mean'], m['test_logloss_std'], 4)} | {m['parameters']:,} "
+                         f"| {m['epochs_mean']:.1f} | {m['seconds_mean']:.0f} |")
+        lines += ["", "OptFusion's epochs count search and re-train (soft: re-train only; its search is the hard run's). "
+                  "Parameters are those served (the derived network; the supernet has more).", ""]
+        if result["comparisons"]:
+            lines += ["Welch p-values (two-tailed) of each derived model against each hand-wired one:", "",
+                      "| derived | vs | valid AUC | test AUC | test logloss |", "|---|---|---|---|---|"]
+            for variant, against in result["comparisons"].items():
+                for other, p in against.items():
+                    lines.append(f"| {LABELS[variant]} | {LABELS[other]} | {_p(p['p_valid_auc'])} | "
+                                 f"{_p(p['p_test_auc'])} | {_p(p['p_test_logloss'])} |")
+            lines.append("")
+        arch = result["architectures"]
+        if arch["per_seed"]:
+            lines += ["## Derived architectures (OptFusion-Hard)", "",
+                      f"Seeds agree on {arch['gates_agreed']} of {arch['gates_total']} gates and on the operation "
+                      f"of {arch['operations_agreed']} of {arch['fusion_points']} fusion points.", "",
+                      "| seed | open gates | reachable blocks | operations | search epochs | search valid AUC |",
+                      "|---|---|---|---|---|---|"]
+            for seed, a in arch["per_seed"].items():
+                ops = ", ".join(f"{k} {v}" for k, v in a["operations"].items())
+                lines.append(f"| {seed} | {len(a['open_gates'])} | {' '.join(a['reachable'][1:-1])} | {ops} | "
+                             f"{a['search_epochs']} | {a['search_valid_auc']:.5f} |")
+            lines += ["", "Closed gates per seed: " + "; ".join(
+                f"{seed}: {', '.join(a['closed_gates']) or 'none'}" for seed, a in arch["per_seed"].items()) + ".", ""]
+            lines += [f"Wiring drawings: `{dataset}_optfusion_arch_s<seed>.png`.", ""]
+        cost = result.get("search_cost")
+        if cost:
+            lines += ["## Search cost", "",
+                      f"Search {cost['search_seconds_mean']:.0f} s on average, {cost['search_over_hand_wired_run']:.2f}× "
+                      f"the mean wall time of one hand-wired run ({cost['hand_wired_run_seconds_mean']:.0f} s, "
+                      f"trained earlier under the same two-at-a-time load) and {cost['search_over_retrain']:.2f}× the "
+                      f"hard re-train that follows it ({cost['retrain_seconds_mean']:.0f} s).", ""]
+        lines += ["## Targets", ""] + target_lines(result["targets"])
+        if missing:
+            lines += ["", "Missing runs: " + ", ".join(missing) + "."]
+        return "\n".join(lines) + "\n"
+    return render_result
+
+
+def write_report(dataset: str, results_dir: pathlib.Path, work_dir: pathlib.Path, command: str) -> dict:
+    runs, missing = collect(dataset, results_dir, work_dir)
+    result = compute(runs)
+    for seed in runs.get("optfusion_hard", {}):
+        drawing = work_dir / "runs" / hard_run(seed, DATASETS[dataset][0]).name / "architecture.png"
+        if drawing.is_file():
+            shutil.copyfile(drawing, results_dir / f"{dataset}_optfusion_arch_s{seed}.png")
+    return publish_report(results_dir, f"{dataset}_optfusion", result, targets(result), missing,
+                          render(dataset, command))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="frappe")
+    parser.add_argument("--work-dir", type=pathlib.Path, default=reproduce.REPO / "work" / "optfusion")
+    parser.add_argument("--data-dir", type=pathlib.Path, help="raw data (default ../shared/data/<dataset>)")
+    parser.add_argument("--transform-dir", type=pathlib.Path, help="an existing transform output to use")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="train only these seeds' runs")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    config, _, data = DATASETS[args.dataset]
+    results_dir = reproduce.REPO / "benchmarks" / "results"
+    command = f".venv/bin/python benchmarks/optfusion_study.py --dataset {args.dataset} --work-dir {args.work_dir}"
+    report = lambda: write_report(args.dataset, results_dir, args.work_dir, command)  # noqa: E731
+    if args.report_only:
+        report()
+        return 0
+    study = reproduce.Study(args.work_dir, args.data_dir or reproduce.REPO.parent / "shared" / "data" / data,
+                            results_dir, args.jobs, config=config, runs_subdir=f"{args.dataset}_optfusion_runs")
+    if args.transform_dir:
+        study.transform_dir = args.transform_dir
+    study.ensure_transform()
+    code = train_pairs(study, [p for p in plan(config, args.work_dir) if p[0].seed in args.seeds], report)
+    report()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
