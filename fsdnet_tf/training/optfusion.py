@@ -56,6 +56,15 @@ def bce_loss(model, batch: dict, replicas: int) -> tuple[dict, tf.Tensor]:
     return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logit)) / global_batch
 
 
+def bce_objective(model):
+    """``loss_fn(batch, replicas)`` of both phases: BCE of the output and the embedding penalty."""
+    def loss_fn(batch, replicas):
+        bce = bce_loss(model, batch, replicas)
+        regulariser = tf.add_n(model.losses) / replicas if model.losses else tf.zeros([])
+        return {"bce": bce, "regulariser": regulariser}, bce + regulariser
+    return loss_fn
+
+
 def architecture_summary(model) -> dict:
     """The wiring the supernet would derive now: open gates and argmax operation per fusion point."""
     network = model.network
@@ -184,11 +193,6 @@ class OptFusionTrainer(Trainer):
             arch_optimizer.build(model.architecture_variables)
         train_input = self._train_input()
 
-        def network_loss(batch, replicas):
-            bce = bce_loss(model, batch, replicas)
-            regulariser = tf.add_n(model.losses) / replicas if model.losses else tf.zeros([])
-            return {"bce": bce, "regulariser": regulariser}, bce + regulariser
-
         arch_loss = None
         if o.arch_step == "held_out":
             held = tf.constant(train_input.hold_out(o.held_out_fraction), tf.int64)
@@ -202,7 +206,7 @@ class OptFusionTrainer(Trainer):
                 return {"bce": bce}, bce
             arch_loss = held_out_loss
             log.info("search: the architecture steps on %d held-out training rows", int(held.shape[0]))
-        step = make_step(network_loss, network, optimizer, self.strategy,
+        step = make_step(bce_objective(model), network, optimizer, self.strategy,
                          second=SecondGroup(model.architecture_variables, arch_optimizer, arch_loss))
         log.info("phase search: supernet of %d network and %d architecture parameters",
                  count_parameters(model) - sum(int(np.prod(v.shape)) for v in model.architecture_variables),
@@ -242,12 +246,7 @@ class OptFusionTrainer(Trainer):
                 .assert_existing_objects_matched()
         train_input = self._train_input()
 
-        def loss_fn(batch, replicas):
-            bce = bce_loss(model, batch, replicas)
-            regulariser = tf.add_n(model.losses) / replicas if model.losses else tf.zeros([])
-            return {"bce": bce, "regulariser": regulariser}, bce + regulariser
-
-        step = make_step(loss_fn, model.trainable_variables, optimizer, self.strategy)
+        step = make_step(bce_objective(model), model.trainable_variables, optimizer, self.strategy)
         log.info("phase retrain: OptFusion-%s, %d parameters, %s weights", o.mode, count_parameters(model),
                  "inherited" if inherit else "fresh")
         return self._run_phase("retrain", model, optimizer, step, train_input, self._schedule(learning_rate, inherit),
