@@ -34,24 +34,34 @@ DATASETS = {  # config, hand-wired runs (results subdirectory → models), data 
     "frappe": ("frappe", {"frappe_zoo_runs": ("dcn",), "frappe_runs": ("dcnv2", "fsdnet")}, "frappe"),
     "movielens1m": ("movielens1m_ctr", {"movielens1m_runs": ("dcnv2", "fsdnet")}, "movielens1m"),
 }
-LABELS = {"optfusion_hard": "OptFusion-Hard", "optfusion_soft": "OptFusion-Soft", "dcn": "DCN", "dcnv2": "DCNv2",
-          "fsdnet": "FSDNet"}
+LABELS = {"optfusion_hard": "OptFusion-Hard", "optfusion_soft": "OptFusion-Soft",
+          "optfusion_hard_e100": "OptFusion-Hard (≤ 100 epochs)", "optfusion_soft_e100": "OptFusion-Soft (≤ 100 epochs)",
+          "dcn": "DCN", "dcnv2": "DCNv2", "fsdnet": "FSDNet"}
+DERIVED = ("optfusion_hard", "optfusion_soft", "optfusion_hard_e100", "optfusion_soft_e100")
 SEARCH_COST_TARGET = 3.0
 log = logging.getLogger("optfusion_study")
 
 
-def hard_run(seed: int, config: str) -> zoo.ZooRun:
-    return zoo.ZooRun("optfusion", seed, group="optfusion", label="optfusion_hard", config=config)
+# The shipped OptFusion settings (SPEC_WAVE2 §3.6: ≤ 20 epochs per phase) and the same with
+# up to 100 (the hand-wired runs' train.max_epochs), patience 2 both.
+SCHEDULES = {"spec": ("", ()), "e100": ("_e100", (("model.optfusion.max_epochs", 100),))}
 
 
-def soft_run(seed: int, config: str, work_dir: pathlib.Path) -> zoo.ZooRun:
-    search = work_dir / "runs" / hard_run(seed, config).name
-    return zoo.ZooRun("optfusion", seed, group="optfusion", label="optfusion_soft", config=config,
-                      settings=(("model.optfusion.mode", "soft"), ("model.optfusion.search_run", str(search))))
+def hard_run(seed: int, config: str, schedule: str = "spec") -> zoo.ZooRun:
+    suffix, settings = SCHEDULES[schedule]
+    return zoo.ZooRun("optfusion", seed, group="optfusion", label=f"optfusion_hard{suffix}", config=config,
+                      settings=settings)
 
 
-def plan(config: str, work_dir: pathlib.Path) -> list[tuple[zoo.ZooRun, zoo.ZooRun]]:
-    return [(hard_run(s, config), soft_run(s, config, work_dir)) for s in SEEDS]
+def soft_run(seed: int, config: str, work_dir: pathlib.Path, schedule: str = "spec") -> zoo.ZooRun:
+    suffix, settings = SCHEDULES[schedule]
+    search = work_dir / "runs" / hard_run(seed, config, schedule).name
+    return zoo.ZooRun("optfusion", seed, group="optfusion", label=f"optfusion_soft{suffix}", config=config,
+                      settings=settings + (("model.optfusion.mode", "soft"), ("model.optfusion.search_run", str(search))))
+
+
+def plan(config: str, work_dir: pathlib.Path, schedules=tuple(SCHEDULES)) -> list[tuple[zoo.ZooRun, zoo.ZooRun]]:
+    return [(hard_run(s, config, k), soft_run(s, config, work_dir, k)) for k in schedules for s in SEEDS]
 
 
 def train_pairs(study: reproduce.Study, pairs, report) -> int:
@@ -64,7 +74,10 @@ def train_pairs(study: reproduce.Study, pairs, report) -> int:
                 metrics = study.train(run)
                 log.info("%s: test AUC %.5f logloss %.5f, %.0f s", run.name, metrics["test"]["auc"],
                          metrics["test"]["logloss"], metrics["seconds"])
-                report()
+                try:
+                    report()
+                except Exception:  # a report bug must not stop the training
+                    log.exception("the report could not be written")
 
     with concurrent.futures.ThreadPoolExecutor(study.jobs) as pool:
         for future in concurrent.futures.as_completed([pool.submit(pair, h, s) for h, s in pairs]):
@@ -103,15 +116,14 @@ def summary(chosen: dict) -> dict:
     for split, metric in (("valid", "auc"), ("test", "auc"), ("test", "logloss")):
         mean, std = mean_std([r[split][metric] for r in values])
         row[f"{split}_{metric}_mean"], row[f"{split}_{metric}_std"] = mean, std
-    row["parameters"] = values[0]["parameters"]
+    row["parameters"] = values[0].get("parameters")     # runs stored before it was recorded lack it
     row["seconds_mean"] = mean_std([r["seconds"] for r in values])[0]
     row["epochs_mean"] = mean_std([len(r["epochs"]) for r in values])[0]
     return row
 
 
-def architectures(runs: dict) -> dict:
+def architectures(hard: dict) -> dict:
     """Per seed: open gates and operations of the derived wiring; which gates all seeds agree on."""
-    hard = runs.get("optfusion_hard", {})
     per_seed = {seed: {"open_gates": sorted(k for k, v in r["architecture"]["gates"].items() if v),
                        "operations": r["architecture"]["operations"], "reachable": r["architecture"]["reachable"],
                        "search_epochs": r["phases"]["search"]["epochs"],
@@ -133,13 +145,15 @@ def architectures(runs: dict) -> dict:
 def compute(runs: dict) -> dict:
     models = {name: summary(chosen) for name, chosen in runs.items() if chosen}
     hand = [m for m in ("dcn", "dcnv2", "fsdnet") if m in models]
-    result = {"models": models, "architectures": architectures(runs), "comparisons": {}}
+    result = {"models": models, "comparisons": {},
+              "architectures": {schedule: architectures(runs.get(f"optfusion_hard{suffix}", {}))
+                                for schedule, (suffix, _) in SCHEDULES.items()}}
     if not hand:
         return result
     best_valid = max(hand, key=lambda m: models[m]["valid_auc_mean"])
     best_test = max(hand, key=lambda m: models[m]["test_auc_mean"])
     result.update(best_hand_wired_valid=best_valid, best_hand_wired_test=best_test)
-    for variant in ("optfusion_hard", "optfusion_soft"):
+    for variant in DERIVED:
         if variant not in runs:
             continue
         result["comparisons"][variant] = {
@@ -149,27 +163,30 @@ def compute(runs: dict) -> dict:
             for other in hand}
     # One training run: the mean wall time of the hand-wired runs (trained as this study, two at a time).
     hand_seconds = mean_std([r["seconds"] for m in hand for r in runs[m].values()])[0]
-    per_seed = result["architectures"]["per_seed"]
-    if per_seed:
-        search = mean_std([a["search_seconds"] for a in per_seed.values()])[0]
-        retrain = mean_std([a["retrain_seconds"] for a in per_seed.values()])[0]
-        result["search_cost"] = {"search_seconds_mean": search, "retrain_seconds_mean": retrain,
-                                 "hand_wired_run_seconds_mean": hand_seconds,
-                                 "search_over_hand_wired_run": search / hand_seconds,
-                                 "search_over_retrain": search / retrain}
+    result["search_cost"] = {}
+    for schedule, arch in result["architectures"].items():
+        per_seed = arch["per_seed"]
+        if per_seed:
+            search = mean_std([a["search_seconds"] for a in per_seed.values()])[0]
+            retrain = mean_std([a["retrain_seconds"] for a in per_seed.values()])[0]
+            result["search_cost"][schedule] = {"search_seconds_mean": search, "retrain_seconds_mean": retrain,
+                                               "hand_wired_run_seconds_mean": hand_seconds,
+                                               "search_over_hand_wired_run": search / hand_seconds,
+                                               "search_over_retrain": search / retrain}
     return result
 
 
 def targets(result: dict) -> list[tuple[str, bool | None, str]]:
     models = result["models"]
-    derived = [v for v in ("optfusion_hard", "optfusion_soft") if len(models.get(v, {}).get("seeds", [])) == len(SEEDS)]
+    derived = [v for v in DERIVED if len(models.get(v, {}).get("seeds", [])) == len(SEEDS)]
     complete = bool(derived) and "best_hand_wired_valid" in result and all(
         len(models[m]["seeds"]) == len(SEEDS) for m in ("dcn", "dcnv2", "fsdnet") if m in models)
     out = []
     for split in ("valid", "test"):
         best = result.get(f"best_hand_wired_{split}")
         if best is None or not derived:
-            out.append((f"an OptFusion-derived model matches the best hand-wired model on {split} AUC", None, "no runs"))
+            out.append((f"an OptFusion-derived model matches the best hand-wired model on {split} AUC", None,
+                        f"waiting for {len(SEEDS)} seeds of a derived model"))
             continue
         top = max(derived, key=lambda v: models[v][f"{split}_auc_mean"])
         gap = models[top][f"{split}_auc_mean"] - models[best][f"{split}_auc_mean"]
@@ -177,11 +194,11 @@ def targets(result: dict) -> list[tuple[str, bool | None, str]]:
                     gap >= 0 if complete else None,
                     f"{LABELS[top]} {models[top][f'{split}_auc_mean']:.5f} vs {LABELS[best]} "
                     f"{models[best][f'{split}_auc_mean']:.5f} ({gap:+.5f})"))
-    cost = result.get("search_cost")
-    out.append((f"search cost below {SEARCH_COST_TARGET:g} training runs",
-                cost["search_over_hand_wired_run"] < SEARCH_COST_TARGET if cost and complete else None,
-                f"search {cost['search_seconds_mean']:.0f} s = {cost['search_over_hand_wired_run']:.2f}× a hand-wired "
-                f"run ({cost['hand_wired_run_seconds_mean']:.0f} s)" if cost else "no runs"))
+    for schedule, cost in result.get("search_cost", {}).items():
+        out.append((f"search cost below {SEARCH_COST_TARGET:g} training runs ({schedule} schedule)",
+                    cost["search_over_hand_wired_run"] < SEARCH_COST_TARGET if complete else None,
+                    f"search {cost['search_seconds_mean']:.0f} s = {cost['search_over_hand_wired_run']:.2f}× a "
+                    f"hand-wired run ({cost['hand_wired_run_seconds_mean']:.0f} s)"))
     return out
 
 
@@ -197,13 +214,14 @@ def render(dataset: str, command: str):
                  "(runs two at a time). Seeds " + ", ".join(map(str, SEEDS)) + "; mean ± std over seeds.", "",
                  "| model | seeds | valid AUC | test AUC | test logloss | parameters | epochs | seconds |",
                  "|---|---|---|---|---|---|---|---|"]
-        for name in ("optfusion_hard", "optfusion_soft", "dcn", "dcnv2", "fsdnet"):
+        for name in DERIVED + ("dcn", "dcnv2", "fsdnet"):
             if name not in models:
                 continue
             m = models[name]
             lines.append(f"| {LABELS[name]} | {len(m['seeds'])} | {plus_minus(m['valid_auc_mean'], m['valid_auc_std'])} "
                          f"| {plus_minus(m['test_auc_mean'], m['test_auc_std'])} "
-                         f"| {plus_minus(m['test_logloss_mean'], m['test_logloss_std'], 4)} | {m['parameters']:,} "
+                         f"| {plus_minus(m['test_logloss_mean'], m['test_logloss_std'], 4)} "
+                         f"| {'—' if m['parameters'] is None else format(m['parameters'], ',')} "
                          f"| {m['epochs_mean']:.1f} | {m['seconds_mean']:.0f} |")
         lines += ["", "OptFusion's epochs count search and re-train (soft: re-train only; its search is the hard run's). "
                   "Parameters are those served (the derived network; the supernet has more).", ""]
@@ -215,9 +233,10 @@ def render(dataset: str, command: str):
                     lines.append(f"| {LABELS[variant]} | {LABELS[other]} | {_p(p['p_valid_auc'])} | "
                                  f"{_p(p['p_test_auc'])} | {_p(p['p_test_logloss'])} |")
             lines.append("")
-        arch = result["architectures"]
-        if arch["per_seed"]:
-            lines += ["## Derived architectures (OptFusion-Hard)", "",
+        for schedule, arch in result["architectures"].items():
+            if not arch["per_seed"]:
+                continue
+            lines += [f"## Derived architectures (OptFusion-Hard, {schedule} schedule)", "",
                       f"Seeds agree on {arch['gates_agreed']} of {arch['gates_total']} gates and on the operation "
                       f"of {arch['operations_agreed']} of {arch['fusion_points']} fusion points.", "",
                       "| seed | open gates | reachable blocks | operations | search epochs | search valid AUC |",
@@ -228,10 +247,9 @@ def render(dataset: str, command: str):
                              f"{a['search_epochs']} | {a['search_valid_auc']:.5f} |")
             lines += ["", "Closed gates per seed: " + "; ".join(
                 f"{seed}: {', '.join(a['closed_gates']) or 'none'}" for seed, a in arch["per_seed"].items()) + ".", ""]
-            lines += [f"Wiring drawings: `{dataset}_optfusion_arch_s<seed>.png`.", ""]
-        cost = result.get("search_cost")
-        if cost:
-            lines += ["## Search cost", "",
+            lines += [f"Wiring drawings: `{dataset}_optfusion{SCHEDULES[schedule][0]}_arch_s<seed>.png`.", ""]
+        for schedule, cost in result.get("search_cost", {}).items():
+            lines += [f"## Search cost ({schedule} schedule)", "",
                       f"Search {cost['search_seconds_mean']:.0f} s on average, {cost['search_over_hand_wired_run']:.2f}× "
                       f"the mean wall time of one hand-wired run ({cost['hand_wired_run_seconds_mean']:.0f} s, "
                       f"trained earlier under the same two-at-a-time load) and {cost['search_over_retrain']:.2f}× the "
@@ -246,10 +264,11 @@ def render(dataset: str, command: str):
 def write_report(dataset: str, results_dir: pathlib.Path, work_dir: pathlib.Path, command: str) -> dict:
     runs, missing = collect(dataset, results_dir, work_dir)
     result = compute(runs)
-    for seed in runs.get("optfusion_hard", {}):
-        drawing = work_dir / "runs" / hard_run(seed, DATASETS[dataset][0]).name / "architecture.png"
-        if drawing.is_file():
-            shutil.copyfile(drawing, results_dir / f"{dataset}_optfusion_arch_s{seed}.png")
+    for schedule, (suffix, _) in SCHEDULES.items():
+        for seed in runs.get(f"optfusion_hard{suffix}", {}):
+            drawing = work_dir / "runs" / hard_run(seed, DATASETS[dataset][0], schedule).name / "architecture.png"
+            if drawing.is_file():
+                shutil.copyfile(drawing, results_dir / f"{dataset}_optfusion{suffix}_arch_s{seed}.png")
     return publish_report(results_dir, f"{dataset}_optfusion", result, targets(result), missing,
                           render(dataset, command))
 
@@ -262,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transform-dir", type=pathlib.Path, help="an existing transform output to use")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="train only these seeds' runs")
+    parser.add_argument("--schedules", nargs="+", choices=sorted(SCHEDULES), default=list(SCHEDULES),
+                        help="train only these schedules' runs")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -277,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.transform_dir:
         study.transform_dir = args.transform_dir
     study.ensure_transform()
-    code = train_pairs(study, [p for p in plan(config, args.work_dir) if p[0].seed in args.seeds], report)
+    code = train_pairs(study, [p for p in plan(config, args.work_dir, args.schedules) if p[0].seed in args.seeds],
+                       report)
     report()
     return code
 
