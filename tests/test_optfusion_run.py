@@ -110,3 +110,23 @@ def test_the_export_serves_the_derived_network_without_architecture_variables(ha
     model = restore_model(run_dir)[0]
     assert sorted(v.name for v in served) == sorted(v.name for v in model.variables)
     assert sum(int(np.prod(v.shape)) for v in served) == summary["parameters"] == metrics["parameters"]
+
+
+def test_a_fresh_retrain_starts_from_new_weights_and_has_no_epoch_zero(synthetic_transform, hard_run, tmp_path):
+    run_dir, hard = hard_run
+    fresh = optfusion_run(synthetic_transform, tmp_path / "fresh", "model.optfusion.retrain_init=reinit",
+                          "model.optfusion.max_epochs=1", f"model.optfusion.search_run={run_dir}")
+    progress = json.loads((tmp_path / "fresh" / "progress.json").read_text())
+    assert "start_valid_auc" not in progress["phases"]["retrain"] and fresh["best_epoch"] == 1
+    assert "start_valid_auc" in json.loads((run_dir / "progress.json").read_text())["phases"]["retrain"]
+    assert fresh["architecture"] == hard["architecture"] and fresh["test"] != hard["test"]
+
+
+def test_fsdnet_train_runs_the_optfusion_phases(synthetic_transform, tmp_path, capsys):
+    from fsdnet_tf.training.cli import main
+    code = main(["--config", "synthetic", "--transform-dir", str(synthetic_transform), "--run-dir",
+                 str(tmp_path / "cli"), "--no-progress"] + [f"--set={o}" for o in OPTFUSION] +
+                ["--set=model.optfusion.max_epochs=1"])
+    out = capsys.readouterr().out
+    assert code == 0 and "phase search" in out and "phase retrain" in out
+    assert (tmp_path / "cli" / "architecture.json").is_file()
