@@ -40,5 +40,6 @@ setup(
         "fsdnet-demo=serving.demo:main",
         "fsdnet-menu=serving.menu:main",
         "fsdnet-pipeline=pipelines.pipeline_cli:main",
+        "fsdnet-criteo-synth=pipelines.criteo_synth_cli:main",
     ]},
 )
