@@ -31,6 +31,15 @@ def fail(prog: str, message: str, code: int = 2) -> int:
     return code
 
 
+OWN_LOGGERS = ("fsdnet_tf", "pipelines", "serving", "__main__")
+
+
+def own_or_warning(record: logging.LogRecord) -> bool:
+    """The tools' own progress lines, and anyone's warnings: Beam's portable runner, for one,
+    logs its job-service chatter at INFO on the root logger."""
+    return record.levelno >= logging.WARNING or record.name.split(".")[0] in OWN_LOGGERS
+
+
 def start(verbose: bool, level: int = logging.INFO) -> None:
     """Logging at ``level`` for a tool's own progress, then TensorFlow imported (quietly unless ``verbose``)."""
     logging.basicConfig(level=level, format=LOG_FORMAT)
@@ -39,6 +48,8 @@ def start(verbose: bool, level: int = logging.INFO) -> None:
         return
     for name in FRAMEWORK_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(own_or_warning)
     import_tensorflow_quietly()
 
 

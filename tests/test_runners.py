@@ -1,0 +1,94 @@
+"""The transform job runs unchanged on Beam's in-process runner, its multi-processing runner and
+PortableRunner with a job service and an external worker pool (the Fn API protocol the Flink and
+Spark runners speak): same vocabularies, same decoded records, same counts."""
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+ROWS = ["--set", "dataset.synthetic.rows=3000"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"service on port {port} exited with {process.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def portable_services():
+    """A local Beam job service and an external SDK worker pool, as a Flink/Spark cluster would run."""
+    job_port, pool_port = free_port(), free_port()
+    services = [subprocess.Popen([sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
+                                  "--port", str(job_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+                subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
+                                  f"--service_port={pool_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        wait_for_port(job_port, services[0])
+        wait_for_port(pool_port, services[1])
+        yield job_port, pool_port
+    finally:
+        for service in services:
+            service.terminate()
+            service.wait(timeout=30)
+
+
+def transform(output, beam_args) -> dict:
+    done = subprocess.run([sys.executable, "-m", "pipelines.transform_cli", "--config", "synthetic",
+                           "--output", str(output)] + ROWS + beam_args,
+                          cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    # The terminal keeps the tool's own lines: no runner chatter (Beam logs it at INFO on the root logger).
+    assert " INFO root:" not in done.stderr + done.stdout, done.stderr[-2000:]
+    return json.loads((output / "stats.json").read_text())
+
+
+def decoded(output) -> dict:
+    from fsdnet_tf.data.input import load_arrays
+    from fsdnet_tf.data.transform_output import TransformDir
+    out = TransformDir(str(output))
+    records = {}
+    for split in ("train", "valid", "test"):
+        arrays = load_arrays(out, split)
+        keys = sorted(arrays)
+        rows = np.stack([arrays[k].astype(np.float64) for k in keys], axis=1)
+        records[split] = rows[np.lexsort(rows.T[::-1])]      # the runners may write rows in other orders
+    vocabularies = {p.name: p.read_bytes() for p in sorted((output / "transform_fn" / "assets").iterdir())}
+    return {"records": records, "vocabularies": vocabularies}
+
+
+def test_three_runners_give_the_same_output(tmp_path, portable_services):
+    job_port, pool_port = portable_services
+    runs = {"in_process": [],
+            "multi_processing": ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
+                                 "--direct_num_workers=2"],
+            "portable": ["--runner=PortableRunner", f"--job_endpoint=localhost:{job_port}",
+                         "--environment_type=EXTERNAL", f"--environment_config=localhost:{pool_port}"]}
+    stats = {name: transform(tmp_path / name, args) for name, args in runs.items()}
+    outputs = {name: decoded(tmp_path / name) for name in runs}
+    reference = outputs["in_process"]
+    assert len(reference["vocabularies"]) == 8 and all(reference["vocabularies"].values())
+    for name in ("multi_processing", "portable"):
+        assert outputs[name]["vocabularies"] == reference["vocabularies"], name
+        for split, rows in reference["records"].items():
+            np.testing.assert_array_equal(outputs[name]["records"][split], rows, err_msg=f"{name} {split}")
+        assert stats[name]["splits"] == stats["in_process"]["splits"]
+        assert stats[name]["vocab_size"] == stats["in_process"]["vocab_size"]
