@@ -126,16 +126,27 @@ def test_resume_after_kill_gives_the_same_result(synthetic_transform, tmp_path):
     assert (resumed["best_epoch"], resumed["test"]) == (uninterrupted["best_epoch"], uninterrupted["test"])
 
 
-def test_two_workers_on_loopback(synthetic_transform, tmp_path):
+def test_two_workers_on_loopback_match_one_worker(synthetic_transform, tmp_path):
+    """Streaming from the TFRecords, each worker reads its own shard (every second record);
+    two workers must end within noise of one worker on the same global batch."""
+    settings = ["train.max_epochs=2", "train.patience=2", "train.batch_size=2048", "train.in_memory=false",
+                "train.shuffle_buffer=20000"]
     run_dir = tmp_path / "multi"
-    results = run_on_loopback_workers(
-        _train_command(synthetic_transform, run_dir, ["train.max_epochs=2", "train.batch_size=2048"]), cwd=REPO)
+    results = run_on_loopback_workers(_train_command(synthetic_transform, run_dir, settings), cwd=REPO)
     outputs = [out for _, out in results]
     assert [code for code, _ in results] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    single = subprocess.run(_train_command(synthetic_transform, tmp_path / "single", settings), cwd=REPO,
+                            capture_output=True, text=True)
+    assert single.returncode == 0, single.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["replicas"] == 2 and len(metrics["epochs"]) == 2
+    one = json.loads((tmp_path / "single" / "metrics.json").read_text())
+    assert metrics["replicas"] == 2 and len(metrics["epochs"]) == 2 and one["replicas"] == 1
     # MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy
     assert "distribution: CollectiveAllReduceStrategy with 2 replica(s)" in outputs[0]
+    # Within noise: other batches (each worker shuffles its shard), per-worker batch norm.
+    first, expected = metrics["epochs"][0]["train"]["bce"], one["epochs"][0]["train"]["bce"]
+    assert abs(first - expected) <= 0.05 * expected, (first, expected)
+    assert abs(metrics["test"]["auc"] - one["test"]["auc"]) <= 0.01, (metrics["test"], one["test"])
     assert metrics["test"]["auc"] > 0.52       # two short epochs: learning, not converged
 
 
