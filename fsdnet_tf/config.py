@@ -49,6 +49,7 @@ class TrainConfig:
     jit_compile: bool = False
     max_steps_per_epoch: Optional[int] = None
     steps_per_execution: int = 1
+    ps_min_shard_bytes: int = 256 << 10     # ParameterServerStrategy: variables above this are split
     monitor: dict[str, float] = dataclasses.field(default_factory=lambda: {"auc": 1.0})   # valid score: Σ w·metric
 
 
@@ -151,7 +152,8 @@ def to_dict(obj: Any) -> Any:
 # --------------------------------------------------------------------------- validation
 
 def validate_train(t: TrainConfig) -> TrainConfig:
-    for key in ("batch_size", "eval_batch_size", "max_epochs", "patience", "shuffle_buffer", "steps_per_execution"):
+    for key in ("batch_size", "eval_batch_size", "max_epochs", "patience", "shuffle_buffer", "steps_per_execution",
+                "ps_min_shard_bytes"):
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key}: must be >= 1")
     if t.learning_rate <= 0 or t.min_lr <= 0 or t.min_lr > t.learning_rate:

@@ -110,7 +110,9 @@ class TrainInput:
         return {k: tf.gather(v, rows) for k, v in self.columns.items()}
 
     def dataset(self, epoch: int, input_context: Optional[tf.distribute.InputContext] = None,
-                max_steps: Optional[int] = None) -> tf.data.Dataset:
+                max_steps: Optional[int] = None, seeded_shuffle: bool = True) -> tf.data.Dataset:
+        """``seeded_shuffle=False`` (streaming only): each reader draws its own order, so that
+        parameter-server workers reading every file do not train on the same batches."""
         shards = input_context.num_input_pipelines if input_context else 1
         index = input_context.input_pipeline_id if input_context else 0
         batch = (input_context.get_per_replica_batch_size(self.batch_size)
@@ -124,7 +126,7 @@ class TrainInput:
         else:
             ds = (tf.data.TFRecordDataset(self.transform.files("train"), compression_type="GZIP")
                   .shard(shards, index)
-                  .shuffle(self.shuffle_buffer, seed=self.seed * 100_003 + epoch))
+                  .shuffle(self.shuffle_buffer, seed=self.seed * 100_003 + epoch if seeded_shuffle else None))
             spec = self.transform.contract.transformed_feature_spec()
             ds = ds.batch(batch).map(lambda r: tf.io.parse_example(r, spec), num_parallel_calls=tf.data.AUTOTUNE)
             ds = ds.map(cast_features)

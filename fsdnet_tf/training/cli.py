@@ -72,6 +72,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             preflight.require_finished_teacher(config.model.dagfm.teacher_run)
         # absl logs every checkpoint write ("Sharding callback duration") at INFO: quiet unless --verbose.
         preflight.start(args.verbose)
+        from fsdnet_tf.training import devices
+        if devices.serves_parameter_server_cluster():
+            devices.run_cluster_server()       # until stopped: the chief drives the training
+            return 0
         trainer = trainer_class(config.model.type)
         metrics = trainer(config, args.transform_dir, args.run_dir, progress_bar=not args.no_progress).run()
     except ConfigError as err:

@@ -25,6 +25,7 @@ import tf_keras
 from fsdnet_tf.data.input import TrainInput
 from fsdnet_tf.features import LABEL_KEY
 from fsdnet_tf.losses import Objective
+from fsdnet_tf.training import devices
 
 PROGRESS_EVERY = 5       # steps between progress-bar updates (each one waits for the device)
 
@@ -97,7 +98,9 @@ class EpochRunner:
                  steps_per_execution: int, logged_keys: tuple[str, ...]):
         self.train_step, self.train_input, self.strategy = train_step, train_input, strategy
         self.steps_per_execution, self.keys = steps_per_execution, tuple(logged_keys)
-        self.in_graph_rows = train_input.in_memory and strategy.num_replicas_in_sync == 1
+        self.coordinator = devices.coordinator_of(strategy)
+        self.in_graph_rows = (train_input.in_memory and strategy.num_replicas_in_sync == 1
+                              and self.coordinator is None)
         self._gather = tf.function(train_input.gather) if train_input.in_memory else None
         sums_spec = {k: tf.TensorSpec([], tf.float32) for k in self.keys}
         self._run_rows = tf.function(self._rows_chunk, input_signature=[tf.TensorSpec([None, None], tf.int64),
@@ -125,6 +128,8 @@ class EpochRunner:
 
     def run(self, epoch: int, max_steps: Optional[int],
             progress: Optional[Callable[[int, dict], None]] = None) -> tuple[dict, int]:
+        if self.coordinator is not None:
+            return self._run_scheduled(epoch, max_steps, progress)
         sums = {k: tf.zeros([], tf.float32) for k in self.keys}
         done = 0
         if self.steps_per_execution == 1:
@@ -148,6 +153,26 @@ class EpochRunner:
             if progress:
                 progress(done, last)
         return sums, done
+
+    def _run_scheduled(self, epoch: int, max_steps: Optional[int], progress) -> tuple[dict, int]:
+        """ParameterServerStrategy: the epoch's steps, ``steps_per_execution`` per call, scheduled on
+        whichever worker is free; each worker streams its own shuffle of the TFRecords (asynchronous
+        training: neither the batches nor their order are reproducible)."""
+        steps, k = self.train_input.steps_per_epoch(max_steps), self.steps_per_execution
+        dataset = self.coordinator.create_per_worker_dataset(
+            lambda: self.train_input.dataset(epoch, seeded_shuffle=False).repeat())
+        iterator, zeros = iter(dataset), {key: tf.zeros([], tf.float32) for key in self.keys}
+        scheduled = [self.coordinator.schedule(self._run_iterator,
+                                               args=(iterator, tf.constant(min(k, steps - start), tf.int64), zeros))
+                     for start in range(0, steps, k)]
+        self.coordinator.join()
+        sums, last = {key: 0.0 for key in self.keys}, None
+        for remote in scheduled:
+            chunk, last = remote.fetch()
+            sums = {key: sums[key] + float(chunk[key]) for key in self.keys}
+        if progress:
+            progress(steps, last)
+        return sums, steps
 
     def epoch_record(self, epoch: int, learning_rate: float, max_steps: Optional[int], progress_bar: bool) -> dict:
         """Run one epoch (with a progress bar if asked); its timing and mean logged values."""

@@ -83,7 +83,10 @@ class Trainer:
         self.transform = TransformDir(transform_dir)
         self.transform.check_matches(config.dataset)
         self.run_dir = pathlib.Path(run_dir)
-        self.strategy = devices.choose_strategy()
+        self.strategy = devices.choose_strategy(config.train.ps_min_shard_bytes)
+        if devices.coordinator_of(self.strategy) is not None and config.train.in_memory:
+            raise ConfigError("train.in_memory: the workers of a parameter-server cluster read the TFRecords "
+                              "themselves; set train.in_memory=false")
         self.chief = devices.is_chief(self.strategy)
         # Non-chief workers must take part in every save, but into a scratch directory.
         self.write_dir = self.run_dir if self.chief else pathlib.Path(tempfile.mkdtemp(prefix="fsdnet-worker-"))
@@ -129,6 +132,14 @@ class Trainer:
             optimizer.build(self.model.trainable_variables)
             self.optimizer = optimizer
             self.objective = Objective.from_config(cfg.model)
+        shards = [v.name for v in self.model.variables if "/part_" in v.name]
+        if shards:
+            split = {name.split("/part_")[0] for name in shards}
+            tables = {v.name.split(":")[0] for v in self.model.embedding.variables}
+            log.info("variables on %d parameter servers: %d split into %d shards, %d of the %d embedding tables "
+                     "among them", devices.parameter_servers(), len(split), len(shards),
+                     sum(any(name.startswith(t.split("/part_")[0]) for t in tables) for name in split),
+                     len({t.split("/part_")[0] for t in tables}))
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
         self.train_input = TrainInput(self.transform, cfg.train.batch_size, cfg.seed, cfg.train.in_memory,
                                       cfg.train.shuffle_buffer, cfg.train.label_noise)
