@@ -21,7 +21,6 @@ import dataclasses
 import json
 import logging
 import pathlib
-import shutil
 import time
 from typing import Optional
 
@@ -29,11 +28,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from fsdnet_tf.config import ConfigError, load_config, teacher_config, to_dict
+from fsdnet_tf.config import ConfigError, load_config, teacher_config
 from fsdnet_tf.data.input import TrainInput
 from fsdnet_tf.data.transform_output import TransformDir
 from fsdnet_tf.features import LABEL_KEY
-from fsdnet_tf.models import count_parameters
 from fsdnet_tf.models.student import STUDENT_HEAD, build_student
 from fsdnet_tf.preflight import require_finished_teacher
 from fsdnet_tf.training.epoch_loop import EpochRunner, make_step
@@ -83,11 +81,9 @@ class KDTrainer(Trainer):
     """Runs the three phases of a ``kd_dagfm`` config; ``run()`` returns the student's metrics."""
 
     def run(self) -> dict:
-        progress = self._prepare_run_dir() or {"phases": {}}
-        if progress.get("finished") and (self.write_dir / "metrics.json").exists():
-            log.info("%s already finished", self.run_dir)
-            return json.loads((self.write_dir / "metrics.json").read_text())
-        started = time.perf_counter() - progress.get("seconds", 0.0)
+        progress, started, finished = self._start_phases()
+        if finished:
+            return finished
         d = self.config.model.dagfm
         self.evaluator = SplitEvaluator(self.transform, self.config.train, self.config.dataset.group_field)
         teacher_dir = self._teacher_phase()
@@ -228,22 +224,13 @@ class KDTrainer(Trainer):
     # ------------------------------------------------------------------ result
     def _finish_kd(self, teacher_dir: Optional[pathlib.Path], progress: dict, seconds: float) -> dict:
         phases, names = progress["phases"], student_phases(self.config.model.dagfm)
-        final = phases[names[-1]]
-        student = restore_model(self.write_dir, self.config, self.transform, best_checkpoint=final["best_checkpoint"])[0]
-        epochs = [dict(e, phase=p) for p in names for e in phases[p]["epochs"]]
-        train_seconds = sum(e["train_seconds"] for e in epochs)
-        examples = sum(e["train_examples_per_second"] * e["train_seconds"] for e in epochs)
-        metrics = {
-            "model": "kd_dagfm", "dataset": self.config.dataset.name, "seed": self.config.seed,
-            "test": final["result"]["test"], "valid": final["result"]["valid"],
-            "best_epoch": final["best_epoch"], "best_checkpoint": final["best_checkpoint"], "epochs": epochs,
-            "train_examples_per_second": round(examples / max(train_seconds, 1e-9), 1),
-            "seconds": round(seconds, 2), "replicas": self.strategy.num_replicas_in_sync,
-            "parameters": count_parameters(student), "head_names": [STUDENT_HEAD],
-            "interaction_multiply_adds": student.interaction_multiply_adds(),
-            "phases": {p: {"best_epoch": phases[p]["best_epoch"], "epochs": len(phases[p]["epochs"]),
-                           "best_checkpoint": phases[p]["best_checkpoint"], **phases[p]["result"]} for p in names},
-            "config": to_dict(self.config)}
+        student = restore_model(self.write_dir, self.config, self.transform,
+                                best_checkpoint=phases[names[-1]]["best_checkpoint"])[0]
+        metrics = self._phases_metrics(progress, list(names), student, seconds)
+        metrics.update(interaction_multiply_adds=student.interaction_multiply_adds(),
+                       phases={p: {"best_epoch": phases[p]["best_epoch"], "epochs": len(phases[p]["epochs"]),
+                                   "best_checkpoint": phases[p]["best_checkpoint"], **phases[p]["result"]}
+                               for p in names})
         if teacher_dir is not None:
             teacher = json.loads((teacher_dir / "metrics.json").read_text())
             metrics["phases"] = {"teacher": {"run_dir": str(teacher_dir.resolve()), "model": teacher["model"],
@@ -251,10 +238,5 @@ class KDTrainer(Trainer):
                                              "parameters": teacher["parameters"]}, **metrics["phases"]}
             for key in ("layer_mean_abs_r", "mixing_scale"):
                 metrics["phases"]["distill"][key] = phases["distill"].get(key)
-        write_json_atomic(self.write_dir / "metrics.json", metrics)
-        progress["finished"] = True
-        write_json_atomic(self.write_dir / "progress.json", progress)
-        if not self.chief:      # a non-chief worker's scratch directory
-            shutil.rmtree(self.write_dir, ignore_errors=True)
-        return metrics
+        return self._publish_phases(metrics, progress)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import pathlib
-import shutil
 import time
 from typing import Optional
 
@@ -29,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from fsdnet_tf.config import ConfigError, load_config, to_dict
+from fsdnet_tf.config import ConfigError, load_config
 from fsdnet_tf.data.input import TrainInput
 from fsdnet_tf.features import LABEL_KEY
 from fsdnet_tf.models import count_parameters
@@ -104,11 +103,9 @@ class OptFusionTrainer(Trainer):
     """Runs the phases of an ``optfusion`` config; ``run()`` returns the re-trained model's metrics."""
 
     def run(self) -> dict:
-        progress = self._prepare_run_dir() or {"phases": {}}
-        if progress.get("finished") and (self.write_dir / "metrics.json").exists():
-            log.info("%s already finished", self.run_dir)
-            return json.loads((self.write_dir / "metrics.json").read_text())
-        started = time.perf_counter() - progress.get("seconds", 0.0)
+        progress, started, finished = self._start_phases()
+        if finished:
+            return finished
         o = self.config.model.optfusion
         if self.config.train.mixed_precision:
             raise ConfigError("train.mixed_precision: the OptFusion search steps two optimisers with one loss "
@@ -256,26 +253,11 @@ class OptFusionTrainer(Trainer):
     def _finish_optfusion(self, architecture: Architecture, search: dict, seconds: float) -> dict:
         from fsdnet_tf.training.trainer import restore_model
         phases = self._progress["phases"]
-        retrain = phases["retrain"]
         model = restore_model(self.write_dir, self.config, self.transform,
-                              best_checkpoint=retrain["best_checkpoint"])[0]
-        own = [p for p in ("search", "retrain") if p in phases]
-        epochs = [dict(e, phase=p) for p in own for e in phases[p]["epochs"]]
-        train_seconds = sum(e["train_seconds"] for e in epochs)
-        examples = sum(e["train_examples_per_second"] * e["train_seconds"] for e in epochs)
-        summary = {"search": search, "retrain": phase_summary(retrain)}
-        metrics = {
-            "model": "optfusion", "dataset": self.config.dataset.name, "seed": self.config.seed,
-            "test": retrain["result"]["test"], "valid": retrain["result"]["valid"],
-            "best_epoch": retrain["best_epoch"], "best_checkpoint": retrain["best_checkpoint"], "epochs": epochs,
-            "train_examples_per_second": round(examples / max(train_seconds, 1e-9), 1),
-            "seconds": round(seconds, 2), "replicas": self.strategy.num_replicas_in_sync,
-            "parameters": count_parameters(model), "head_names": [OUTPUT_HEAD],
-            "architecture": architecture.to_json(), "phases": summary, "config": to_dict(self.config)}
-        write_json_atomic(self.write_dir / "metrics.json", metrics)
-        self._progress["finished"] = True
-        write_json_atomic(self.write_dir / "progress.json", self._progress)
-        if not self.chief:
-            shutil.rmtree(self.write_dir, ignore_errors=True)
-        return metrics
+                              best_checkpoint=phases["retrain"]["best_checkpoint"])[0]
+        metrics = self._phases_metrics(self._progress, [p for p in ("search", "retrain") if p in phases], model,
+                                       seconds)
+        metrics.update(architecture=architecture.to_json(),
+                       phases={"search": search, "retrain": phase_summary(phases["retrain"])})
+        return self._publish_phases(metrics, self._progress)
 

@@ -183,6 +183,39 @@ class Trainer:
     def _log_epoch(self, record: dict) -> None:
         log_epoch(self._writer, record)
 
+    # ------------------------------------------------------------------ runs of several phases
+    def _start_phases(self) -> tuple[dict, float, Optional[dict]]:
+        """A run of several phases: its progress (``phases`` so far), its start (earlier sessions'
+        seconds counted) and, when it had already finished, its metrics."""
+        progress = self._prepare_run_dir() or {"phases": {}}
+        if progress.get("finished") and (self.write_dir / "metrics.json").exists():
+            log.info("%s already finished", self.run_dir)
+            return progress, 0.0, json.loads((self.write_dir / "metrics.json").read_text())
+        return progress, time.perf_counter() - progress.get("seconds", 0.0), None
+
+    def _phases_metrics(self, progress: dict, names: list[str], model, seconds: float) -> dict:
+        """What every run of several phases reports: the last phase's result and best checkpoint,
+        the epochs of ``names`` tagged with their phase, the served model's size."""
+        phases, final = progress["phases"], progress["phases"][names[-1]]
+        epochs = [dict(e, phase=p) for p in names for e in phases[p]["epochs"]]
+        train_seconds = sum(e["train_seconds"] for e in epochs)
+        examples = sum(e["train_examples_per_second"] * e["train_seconds"] for e in epochs)
+        return {"model": self.config.model.type, "dataset": self.config.dataset.name, "seed": self.config.seed,
+                "test": final["result"]["test"], "valid": final["result"]["valid"],
+                "best_epoch": final["best_epoch"], "best_checkpoint": final["best_checkpoint"], "epochs": epochs,
+                "train_examples_per_second": round(examples / max(train_seconds, 1e-9), 1),
+                "seconds": round(seconds, 2), "replicas": self.strategy.num_replicas_in_sync,
+                "parameters": count_parameters(model), "head_names": list(model.head_names),
+                "config": to_dict(self.config)}
+
+    def _publish_phases(self, metrics: dict, progress: dict) -> dict:
+        write_json_atomic(self.write_dir / "metrics.json", metrics)
+        progress["finished"] = True
+        write_json_atomic(self.write_dir / "progress.json", progress)
+        if not self.chief:      # a non-chief worker's scratch directory
+            shutil.rmtree(self.write_dir, ignore_errors=True)
+        return metrics
+
     def _finish(self, state: dict, seconds: float) -> dict:
         train_seconds = sum(e["train_seconds"] for e in state["epochs"])
         examples = sum(e["train_examples_per_second"] * e["train_seconds"] for e in state["epochs"])
