@@ -52,6 +52,20 @@ log = logging.getLogger("fsdnet_tf.transform")
 # cores the in-process runner beat 2 worker threads and 2 processes (benchmarks/);
 # TensorFlow's kernels inside tf.Transform still use both cores.
 DEFAULT_LOCAL_RUNNER = ["--runner=FnApiRunner"]
+# Beam's job-service runners put --job_server_timeout (default 300 s) on the job's state stream
+# too, so a transform longer than that fails with DEADLINE_EXCEEDED; give them a day unless set.
+JOB_SERVICE_RUNNERS = ("PortableRunner", "FlinkRunner", "SparkRunner")
+JOB_SERVER_TIMEOUT = "--job_server_timeout=86400"
+
+
+def with_runner_defaults(beam_args: list[str]) -> list[str]:
+    if not any(a.startswith("--runner") for a in beam_args):
+        return DEFAULT_LOCAL_RUNNER + beam_args
+    runner = next(a.split("=", 1)[-1] for a in beam_args if a.startswith("--runner"))
+    if runner in JOB_SERVICE_RUNNERS and not any(a.startswith(("--job_server_timeout", "--job-server-timeout"))
+                                                 for a in beam_args):
+        return beam_args + [JOB_SERVER_TIMEOUT]
+    return beam_args
 RAW_SAMPLE_ROWS = 1000
 RAW_SAMPLE_FILE = "raw_sample_test.jsonl"
 # zlib level 1 writes ~4x faster than the default level 6 for ~40 % larger files.
@@ -237,9 +251,7 @@ def run_transform(ds: DatasetConfig, data_dir: Optional[str], output: str,
     """Run the pipeline and atomically publish ``output``; return the stats."""
     check_arguments(ds, data_dir, output, overwrite)
     output_path = pathlib.Path(output).resolve()
-    beam_args = list(beam_args or [])
-    if not any(a.startswith("--runner") for a in beam_args):
-        beam_args = DEFAULT_LOCAL_RUNNER + beam_args
+    beam_args = with_runner_defaults(list(beam_args or []))
     output_path.parent.mkdir(parents=True, exist_ok=True)
     work_dir = pathlib.Path(tempfile.mkdtemp(prefix=f".{output_path.name}.tmp-", dir=output_path.parent))
     started = time.perf_counter()

@@ -75,6 +75,14 @@ def decoded(output) -> dict:
     return {"records": records, "vocabularies": vocabularies}
 
 
+def test_job_service_runners_get_a_job_server_timeout_longer_than_a_job():
+    from pipelines.transform import JOB_SERVER_TIMEOUT, with_runner_defaults
+    assert with_runner_defaults([]) == ["--runner=FnApiRunner"]
+    assert with_runner_defaults(["--runner=PortableRunner"]) == ["--runner=PortableRunner", JOB_SERVER_TIMEOUT]
+    assert with_runner_defaults(["--runner=FlinkRunner", "--job_server_timeout=60"])[-1] == "--job_server_timeout=60"
+    assert with_runner_defaults(["--runner=DirectRunner"]) == ["--runner=DirectRunner"]
+
+
 def test_three_runners_give_the_same_output(tmp_path, portable_services):
     job_port, pool_port = portable_services
     runs = {"in_process": [],
