@@ -67,12 +67,12 @@ def report(results: list[dict]) -> str:
              f"Generated {datetime.date.today().isoformat()} by `.venv/bin/python benchmarks/scale.py` on one machine "
              "with 2 CPU cores (otherwise idle unless stated). `fsdnet-criteo-synth` logs, `fsdnet-transform --config "
              "criteo` (local FnApiRunner); seconds include start-up.", "",
-             "| rows | transform s | rows/s | peak RSS GiB | input MB (gz) | output MB | vocabulary tokens |",
-             "|---|---|---|---|---|---|---|"]
+             "| rows | transform s | rows/s | peak RSS GiB | input MB (gz) | output MB | vocabulary tokens | machine |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r['rows']:,} | {r['transform_seconds']:,} | {r['rows_per_second']:,} | "
                      f"{r['peak_rss_gib'] if r['peak_rss_gib'] is not None else '—'} | {r['input_bytes'] / 1e6:,.1f} | "
-                     f"{r['output_bytes'] / 1e6:,.1f} | {r['vocabulary_tokens']:,} |")
+                     f"{r['output_bytes'] / 1e6:,.1f} | {r['vocabulary_tokens']:,} | {r.get('conditions', 'idle')} |")
     if len(results) >= 2:
         a, b = results[-2], results[-1]
         per_row = (b["transform_seconds"] - a["transform_seconds"]) / (b["rows"] - a["rows"])
@@ -93,12 +93,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work-dir", type=pathlib.Path, required=True)
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--conditions", default="idle", help="what else ran on the machine, for the report")
+    parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
     path = RESULTS / "scale.json"
     results = {r["rows"]: r for r in (json.loads(path.read_text())["transform"] if path.is_file() else [])}
+    if args.report_only:
+        write_atomic(RESULTS / "scale.md", report([results[k] for k in sorted(results)]))
+        return 0
     for rows in args.rows:
         if rows not in results:
-            results[rows] = measure(args.work_dir, rows)
+            results[rows] = {**measure(args.work_dir, rows), "conditions": args.conditions}
             ordered = [results[k] for k in sorted(results)]
             write_atomic(path, json.dumps({"transform": ordered}, indent=1) + "\n")
             write_atomic(RESULTS / "scale.md", report(ordered))
