@@ -2,6 +2,7 @@
 PortableRunner with a job service and an external worker pool (the Fn API protocol the Flink and
 Spark runners speak): same vocabularies, same decoded records, same counts."""
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -37,10 +38,13 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 60) -> 
 def portable_services():
     """A local Beam job service and an external SDK worker pool, as a Flink/Spark cluster would run."""
     job_port, pool_port = free_port(), free_port()
+    # The pool starts each SDK worker as `python` from PATH: it must be this environment's Python.
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
     services = [subprocess.Popen([sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
                                   "--port", str(job_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
                 subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
-                                  f"--service_port={pool_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+                                  f"--service_port={pool_port}"], env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)]
     try:
         wait_for_port(job_port, services[0])
         wait_for_port(pool_port, services[1])
@@ -54,7 +58,7 @@ def portable_services():
 def transform(output, beam_args) -> dict:
     done = subprocess.run([sys.executable, "-m", "pipelines.transform_cli", "--config", "synthetic",
                            "--output", str(output)] + ROWS + beam_args,
-                          cwd=REPO, capture_output=True, text=True, timeout=900)
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     # The terminal keeps the tool's own lines: no runner chatter (Beam logs it at INFO on the root logger).
     assert " INFO root:" not in done.stderr + done.stdout, done.stderr[-2000:]
