@@ -75,3 +75,15 @@ def test_a_crash_mid_write_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         write_log(tmp_path / "t.txt", 2 * synth.CHUNK_ROWS, 3)
     assert calls == [0, 1] and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, message", [(["--rows", "0"], "--rows must be >= 1"),
+                                           (["--rows", "5", "--output", "/nonexistent/dir/t.txt"], "does not exist")])
+def test_bad_arguments_are_clear_errors_and_write_nothing(args, message, capsys, tmp_path):
+    from pipelines.criteo_synth_cli import main
+    if "--output" not in args:
+        args = args + ["--output", str(tmp_path / "t.txt")]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
