@@ -21,10 +21,12 @@ from apache_beam.metrics import Metrics
 from fsdnet_tf.config import SPLITS, DatasetConfig
 from fsdnet_tf.data import readers, synthetic
 from fsdnet_tf.features import LABEL_KEY, FeatureContract
+from pipelines import block_parse
 from pipelines.inputs import DataError
 
 PARSE_BATCH_SIZE = 8192
 RANGE_BYTES = 8 << 20
+BLOCK_BYTES = 4 << 20
 METRIC_NAMESPACE = "fsdnet_transform"
 # Every parsed batch carries its split's index in SPLITS under this column, passed through
 # tf.Transform untouched, so that one transform stage (one graph load) serves all splits.
@@ -76,8 +78,10 @@ def byte_ranges(path: str, range_bytes: int = RANGE_BYTES) -> list[tuple[str, in
     return [(path, start, min(start + range_bytes, size)) for start in range(0, size, range_bytes)]
 
 
-def read_range(path: str, start: int, end: int, skip_header: bool) -> Iterator[bytes]:
-    """Lines that *start* inside [start, end) (end -1: to the end of the file)."""
+def read_blocks(path: str, start: int, end: int, skip_header: bool,
+                block_bytes: int = BLOCK_BYTES) -> Iterator[list[bytes]]:
+    """The lines that *start* inside [start, end) (end -1: to the end of the file), in lists read
+    ``block_bytes`` at a time, without their line ends."""
     with FileSystems.open(path) as handle:
         position = start
         if start > 0:
@@ -86,103 +90,127 @@ def read_range(path: str, start: int, end: int, skip_header: bool) -> Iterator[b
             position = start - 1 + len(handle.readline())
         elif skip_header:
             position += len(handle.readline())
+        pending = b""
         while end < 0 or position < end:
-            line = handle.readline()
-            if not line:
+            chunk = handle.read(block_bytes)
+            if not chunk:
                 break
-            position += len(line)
-            yield line.rstrip(b"\r\n")
+            data = pending + chunk
+            cut = data.rfind(b"\n") + 1
+            data, pending = data[:cut], data[cut:]
+            if end >= 0 and position + cut > end:
+                # Keep the lines starting before `end`: up to the first line end at or after it.
+                data = data[:data.index(b"\n", end - position - 1) + 1]
+            position += len(data)
+            if data:
+                yield _lines_of(data[:-1])
+        if pending and (end < 0 or position < end):
+            yield _lines_of(pending)
+
+
+def _lines_of(data: bytes) -> list[bytes]:
+    lines = data.split(b"\n")
+    return [line.rstrip(b"\r") for line in lines] if b"\r" in data else lines
 
 
 class ParseLines(beam.DoFn):
-    """Raw lines → Arrow RecordBatches per split; bad rows → dead letters per split.
+    """Read tasks → Arrow RecordBatches of parsed rows (all splits, each row's split in
+    ``SPLIT_COLUMN``); bad rows → dead letters per split.
 
-    Input elements are read tasks: ``(path, start, end)`` byte ranges of a file, or
-    ``("synthetic", chunk)``. With a ratio split each line is assigned to its split
-    here; otherwise the whole input belongs to ``split``.
+    Input elements are ``(split, task)``: a task is a ``(path, start, end)`` byte range of
+    a file or ``("synthetic", chunk)``; with a ratio split (``split`` None) each line is
+    assigned to its split here. Only lines of the ``keep`` splits are parsed. ``accounting``:
+    count read and rejected rows and emit dead letters (off for a second read of the same
+    lines, so that each is counted once). Delimited formats are parsed a block at a time
+    (:mod:`pipelines.block_parse`).
     """
 
-    def __init__(self, ds: DatasetConfig, contract: FeatureContract, split: Optional[str],
-                 movielens_tables: Optional[tuple[dict, dict]]):
-        self.ds, self.contract, self.split = ds, contract, split
-        self.movielens_tables = movielens_tables
+    def __init__(self, ds: DatasetConfig, contract: FeatureContract, movielens_tables: Optional[tuple[dict, dict]],
+                 keep: tuple[str, ...] = SPLITS, accounting: bool = True):
+        self.ds, self.contract, self.movielens_tables = ds, contract, movielens_tables
+        self.keep, self.accounting = tuple(keep), accounting
         self.read = {s: Metrics.counter(METRIC_NAMESPACE, f"read.{s}") for s in SPLITS}
         self.rejected = {s: Metrics.counter(METRIC_NAMESPACE, f"rejected.{s}") for s in SPLITS}
 
     def setup(self):
         self.parse = readers.make_parser(self.ds, self.movielens_tables)
+        self.parse_block = (block_parse.parse_block if isinstance(self.parse, readers.DelimitedParser)
+                            else block_parse.parse_one_by_one)
         self.schema = arrow_schema(self.contract)
         self.generating_model = (synthetic.generating_model(self.ds.synthetic)
                                  if self.ds.format == "synthetic" else None)
 
-    def _lines(self, task) -> Iterator[bytes]:
+    def _blocks(self, task) -> Iterator[list[bytes]]:
         if task[0] == "synthetic":
-            return iter(synthetic.chunk_lines(self.ds.synthetic, task[1], self.generating_model))
+            return iter([synthetic.chunk_lines(self.ds.synthetic, task[1], self.generating_model)])
         path, start, end = task
-        return read_range(path, start, end, self.ds.header)
+        return read_blocks(path, start, end, self.ds.header)
 
-    def process(self, task):
+    def process(self, element):
+        split, task = element
         sp = self.ds.splits
-        buffers = {s: ([[] for _ in self.contract.fields], []) for s in SPLITS}
-        read = dict.fromkeys(SPLITS, 0)
-        rejected = dict.fromkeys(SPLITS, 0)
-        for line in self._lines(task):
-            split = self.split or SPLITS[split_of(line, sp.seed, sp.ratios)]
-            read[split] += 1
-            try:
-                values, label = self.parse(line)
-            except readers.BadRow as err:
-                rejected[split] += 1
-                yield beam.pvalue.TaggedOutput(f"dead_{split}", dead_letter_record(split, str(err), line))
-                continue
-            columns, labels = buffers[split]
-            for column, value in zip(columns, values):
-                column.append(value)
-            labels.append(label)
-            if len(labels) >= PARSE_BATCH_SIZE:
-                yield beam.pvalue.TaggedOutput(f"rows_{split}", self._record_batch(split, *buffers[split]))
-                buffers[split] = ([[] for _ in self.contract.fields], [])
-        for split in SPLITS:
-            if buffers[split][1]:
-                yield beam.pvalue.TaggedOutput(f"rows_{split}", self._record_batch(split, *buffers[split]))
-            self.read[split].inc(read[split])
-            self.rejected[split].inc(rejected[split])
+        pending: dict[str, list[bytes]] = {s: [] for s in self.keep}
+        for block in self._blocks(task):
+            if split is not None:
+                pending[split].extend(block)
+            else:
+                for line in block:
+                    assigned = SPLITS[split_of(line, sp.seed, sp.ratios)]
+                    if assigned in pending:
+                        pending[assigned].append(line)
+            for s, lines in pending.items():
+                while len(lines) >= PARSE_BATCH_SIZE:
+                    yield from self._parse(s, lines[:PARSE_BATCH_SIZE])
+                    del lines[:PARSE_BATCH_SIZE]
+        for s, lines in pending.items():
+            if lines:
+                yield from self._parse(s, lines)
 
-    def _record_batch(self, split: str, columns: list[list[str]], labels: list[int]) -> pa.RecordBatch:
-        offsets = pa.array(np.arange(len(labels) + 1, dtype=np.int64))
-        arrays = [pa.LargeListArray.from_arrays(offsets, pa.array(col, pa.large_binary())) for col in columns]
-        arrays.append(pa.LargeListArray.from_arrays(offsets, pa.array(labels, pa.int64())))
-        split_index = np.full(len(labels), SPLITS.index(split), dtype=np.int64)
-        arrays.append(pa.LargeListArray.from_arrays(offsets, pa.array(split_index)))
+    def _parse(self, split: str, lines: list[bytes]):
+        parsed = self.parse_block(lines, self.parse)
+        if self.accounting:
+            self.read[split].inc(len(lines))
+            self.rejected[split].inc(len(parsed.rejected))
+            for index, reason in parsed.rejected:
+                yield beam.pvalue.TaggedOutput(f"dead_{split}", dead_letter_record(split, reason, lines[index]))
+        if len(parsed.labels):
+            yield self._record_batch(split, parsed)
+
+    def _record_batch(self, split: str, parsed: block_parse.ParsedBlock) -> pa.RecordBatch:
+        rows = len(parsed.labels)
+        offsets = pa.array(np.arange(rows + 1, dtype=np.int64))
+        arrays = [pa.LargeListArray.from_arrays(offsets, column) for column in parsed.columns]
+        arrays.append(pa.LargeListArray.from_arrays(offsets, pa.array(parsed.labels, pa.int64())))
+        arrays.append(pa.LargeListArray.from_arrays(offsets, pa.array(np.full(rows, SPLITS.index(split), np.int64))))
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
 
 def read_and_parse(pipeline, ds: DatasetConfig, data_dir: Optional[str], contract: FeatureContract,
-                   movielens_tables) -> tuple[dict, dict]:
-    """Parsed RecordBatch and dead-letter PCollections per split."""
-    tags = [f"{kind}_{s}" for kind in ("rows", "dead") for s in SPLITS]
+                   movielens_tables, splits: tuple[str, ...] = SPLITS, accounting: bool = True,
+                   stage: str = "") -> tuple:
+    """One PCollection of parsed RecordBatches of ``splits`` and the dead-letter PCollections per split
+    (see :class:`ParseLines` for ``accounting``); ``stage`` names the steps, so that the input can
+    be read twice. One read step for all splits: a Flatten of several would make a local runner
+    hold all of its rows."""
     sp = ds.splits
     if sp.files is not None:
-        sources = {split: _expand(data_dir, sp.files[split]) for split in SPLITS}
+        sources = {split: _expand(data_dir, sp.files[split]) for split in splits}
     elif ds.format == "synthetic":
         sources = {None: [("synthetic", c) for c in range(synthetic.chunk_count(ds.synthetic))]}
     else:
         sources = {None: _expand(data_dir, ds.movielens.ratings if ds.format == "movielens" else sp.source)}
-    rows, dead = {}, {}
+    tasks = []
     for split, paths in sources.items():
-        name = split or "all"
         if ds.format == "synthetic":
-            tasks = pipeline | f"Tasks{name}" >> beam.Create(paths)
+            tasks += [(split, chunk) for chunk in paths]
         else:
             check_input_files(ds, paths)
-            tasks = pipeline | f"Tasks{name}" >> beam.Create(
-                [task for path in paths for task in byte_ranges(path)])
-        outputs = (tasks | f"Reshuffle{name}" >> beam.Reshuffle()
-                   | f"Parse{name}" >> beam.ParDo(ParseLines(ds, contract, split, movielens_tables))
-                   .with_outputs(*tags))
-        for s in SPLITS if split is None else [split]:
-            rows[s], dead[s] = outputs[f"rows_{s}"], outputs[f"dead_{s}"]
-    return rows, dead
+            tasks += [(split, task) for path in paths for task in byte_ranges(path)]
+    outputs = (pipeline | f"{stage}Tasks" >> beam.Create(tasks)
+               | f"{stage}Reshuffle" >> beam.Reshuffle()
+               | f"{stage}Parse" >> beam.ParDo(ParseLines(ds, contract, movielens_tables, splits, accounting))
+               .with_outputs(*[f"dead_{s}" for s in splits], main="rows"))
+    return outputs.rows, {s: outputs[f"dead_{s}"] for s in splits}
 
 
 def load_movielens_tables(ds: DatasetConfig, data_dir: str) -> tuple[dict, dict]:

@@ -72,8 +72,10 @@ RAW_SAMPLE_FILE = "raw_sample_test.jsonl"
 TFRECORD_OPTIONS = dict(compression_type="GZIP", compression_level=1)
 
 
-def raw_rows(batch: pa.RecordBatch) -> list[dict]:
-    """Parsed raw RecordBatch → rows {field: str, label: int}."""
+def raw_test_rows(batch: pa.RecordBatch) -> list[dict]:
+    """The test rows of a parsed raw RecordBatch as {field: str, label: int}."""
+    codes = batch.column(batch.schema.get_field_index(SPLIT_COLUMN)).flatten().to_numpy()
+    batch = batch.filter(pa.array(codes == SPLITS.index("test")))
     columns = {name: batch.column(i).flatten().to_pylist() for i, name in enumerate(batch.schema.names)
                if name != SPLIT_COLUMN}
     return [{k: (v[i] if k == LABEL_KEY else v[i].decode("utf-8", "backslashreplace"))
@@ -184,6 +186,11 @@ def build_and_run(ds: DatasetConfig, data_dir: Optional[str], work_dir: str,
     FileSystems.mkdirs(records_dir)
     with beam.Pipeline(options=options) as pipeline, tft_beam.Context(
             temp_dir=os.path.join(work_dir, "tmp"), force_tf_compat_v1=False, passthrough_keys={SPLIT_COLUMN}):
+        # The input is read twice: once for the analysis of train, and again for the transform,
+        # whose read runs only once the transform graph exists. Reading once would make the
+        # runner hold every parsed row between the two (memory growing with the data).
+        analysed, _ = read_and_parse(pipeline, ds, data_dir, contract, movielens_tables, splits=("train",),
+                                     accounting=False, stage="Analysis")
         parsed, dead_letters = read_and_parse(pipeline, ds, data_dir, contract, movielens_tables)
         for split in SPLITS:
             _ = (dead_letters[split]
@@ -191,18 +198,17 @@ def build_and_run(ds: DatasetConfig, data_dir: Optional[str], work_dir: str,
                      os.path.join(work_dir, "dead_letter", split), file_name_suffix=".jsonl"))
 
         preprocessing_fn = make_preprocessing_fn(contract, ds.min_frequency)
-        transform_fn = ((parsed["train"], tensor_adapter_config)
+        transform_fn = ((analysed, tensor_adapter_config)
                         | "Analyze" >> tft_beam.AnalyzeDataset(preprocessing_fn))
         _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(work_dir)
         vocab_sizes = beam.pvalue.AsSingleton(
             transform_fn[0] | "VocabSizes" >> beam.Map(vocabulary_sizes, contract))
-        _ = (parsed["test"]
-             | "RawRows" >> beam.FlatMap(raw_rows)
+        _ = (parsed
+             | "RawRows" >> beam.FlatMap(raw_test_rows)
              | "SampleRaw" >> beam.combiners.Top.Of(RAW_SAMPLE_ROWS, key=_row_digest, reverse=True)
              | "WriteRawSample" >> beam.Map(write_raw_sample, os.path.join(work_dir, RAW_SAMPLE_FILE)))
         transformed_schema = schema_utils.schema_from_feature_spec(contract.transformed_feature_spec())
-        all_splits = [parsed[split] for split in SPLITS] | "AllSplits" >> beam.Flatten()
-        transformed, _ = (((all_splits, tensor_adapter_config), transform_fn)
+        transformed, _ = (((parsed, tensor_adapter_config), transform_fn)
                           | "Transform" >> tft_beam.TransformDataset(output_record_batches=True))
         _ = (transformed
              | "Write" >> beam.ParDo(EncodeAndWrite(contract, transformed_schema, records_dir), vocab_sizes)
