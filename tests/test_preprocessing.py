@@ -6,12 +6,24 @@ import pytest
 
 from conftest import BEAM_ARGS
 
-from fsdnet_tf.data.preprocessing import _EMPTY_VOCABULARY_TOKEN, count_batch, ordered_vocabulary
+from fsdnet_tf.data.preprocessing import _EMPTY_VOCABULARY_TOKEN, CountTokens, SumCounts, ordered_vocabulary
 
 
-def test_count_batch_drops_tokens_a_text_file_cannot_hold():
-    batch = (np.array([b"a", b"b", b"a", b"", b"x\ny"], dtype=object), np.array([b"r\r", b"k", b"k", b"k", b"k"], dtype=object))
-    assert sorted(count_batch(batch)) == [((0, b"a"), 2), ((0, b"b"), 1), ((1, b"k"), 4)]
+def test_bundle_counts_sum_batches_and_drop_tokens_a_text_file_cannot_hold():
+    counter = CountTokens()
+    counter.start_bundle()
+    counter.process((np.array([b"a", b"b", b"a", b"", b"x\ny"], dtype=object),
+                     np.array([b"r\r", b"k", b"k", b"k", b"k"], dtype=object)))
+    counter.process((np.array([b"b"], dtype=object), np.array([b"\n"], dtype=object)))
+    assert [v.value for v in counter.finish_bundle()] == [(0, {b"a": 2, b"b": 2}), (1, {b"k": 4})]
+    counter.start_bundle()
+    assert list(counter.finish_bundle()) == []
+
+
+def test_field_counts_of_several_bundles_sum():
+    fn = SumCounts()
+    parts = [fn.add_input(fn.create_accumulator(), {b"a": 2, b"b": 1}), fn.add_input(fn.create_accumulator(), {b"a": 3})]
+    assert fn.extract_output(fn.merge_accumulators(parts)) == {b"a": 5, b"b": 1}
 
 
 def test_ordered_vocabulary_golden():
