@@ -33,11 +33,12 @@ def parse_block(lines: list[bytes], parser: readers.DelimitedParser) -> ParsedBl
         text = text.cast(pa.string())
     except pa.ArrowInvalid:
         return parse_one_by_one(lines, parser)
-    if pc.any(pc.match_substring_regex(text, '["\r\n]')).as_py():
+    if any(pc.any(pc.match_substring(text, mark)).as_py() for mark in ('"', "\r", "\n")):
         return parse_one_by_one(lines, parser)
     cells = pc.split_pattern(text, pattern=parser.delimiter)
     shaped = np.flatnonzero(pc.list_value_length(cells).to_numpy(zero_copy_only=False) == parser.width)
-    cells = cells.take(pa.array(shaped))
+    if len(shaped) < len(lines):
+        cells = cells.take(pa.array(shaped))
     kept = np.ones(len(shaped), dtype=bool)
     columns = []
     for index, _, is_integer in parser.features:
