@@ -175,3 +175,38 @@ def test_rq3_curves_use_the_same_code_shipped_point_and_decide_once_complete(tmp
     extra = reproduce.Run("sensitivity", "sensitivity", 2026, settings=(("model.beta", 0.1),))
     partial = study_report.write_report(runs_dir, tmp_path, planned + [extra])
     assert all(t["met"] is None for t in partial["targets"] if t["target"].startswith("RQ3"))
+
+
+def test_tf4ctr_tuning_plan_grows_round_by_round_and_chooses_on_valid(tmp_path):
+    import tf4ctr_tuning
+    results = tmp_path / "results"
+    for run in tf4ctr_study.plan():
+        if run.variant == "tf4ctr":
+            store(results / "frappe_tf4ctr_runs", run, 0.9870, 0.133)
+    runs_dir = results / tf4ctr_tuning.RUNS_DIR
+    first = tf4ctr_tuning.plan(results)
+    assert [r.name for r in first] == [f"{k}_s2023" for k in tf4ctr_tuning.KNOBS]
+    # valid = test here: emb32 and dropout0.1 beat the untuned 0.9870, the rest do not
+    gains = {"emb32": 0.9875, "dropout0.1": 0.9872}
+    for run in first:
+        store(runs_dir, run, gains.get(run.variant, 0.9860), 0.13)
+    second = [r.name for r in tf4ctr_tuning.plan(results)][len(first):]
+    assert second == ["emb32_s2024", "emb32_s2025", "emb64_s2023", "emb32+dropout0.1_s2023"]
+    combined = next(r for r in tf4ctr_tuning.plan(results) if r.variant == "emb32+dropout0.1")
+    assert combined.expected_config()["model"]["embedding_dim"] == 32 and combined.expected_config()["model"]["dropout"] == 0.1
+    for run in tf4ctr_tuning.plan(results):
+        if run.variant == "emb64":
+            store(runs_dir, run, 0.9880, 0.12)
+        elif not (runs_dir / f"{run.name}.json").exists():
+            store(runs_dir, run, 0.9874 if run.variant == "emb32" else 0.9871, 0.13)
+    final = tf4ctr_tuning.plan(results)
+    assert {r.name for r in final} >= {"emb64_s2024", "emb64_s2025"}       # the best of both rounds on valid
+    for run in final:
+        if not (runs_dir / f"{run.name}.json").exists():
+            store(runs_dir, run, 0.9880 + (run.seed - 2024) * 1e-4, 0.12)
+    result = tf4ctr_tuning.write_report(results)
+    assert result["selected"] == "emb64" and result["round_one_winner"] == "emb32" and not result["missing"]
+    tuned = result["confirmed"]["emb64"]
+    assert tuned["seeds"] == list(zoo.SEEDS) and tuned["auc_mean"] == pytest.approx((0.9880 + 0.9880 + 0.9881) / 3)
+    assert tuned["p_auc_vs_official"] < 0.05 and result["targets"][0]["met"] is True
+    assert "tuned TF4CTR (emb64) | 3 |" in (results / "frappe_tf4ctr_tuning.md").read_text()
