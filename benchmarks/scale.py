@@ -33,6 +33,7 @@ from study_common import write_atomic  # noqa: E402
 RESULTS = REPO / "benchmarks" / "results"
 CRITEO_ROWS = 45_840_617
 TARGET_ROWS_PER_SECOND, TARGET_PEAK_GIB = 30_000, 4.0
+SOURCE = "dataset.splits.source=train.txt.gz"   # the generated log, for transform and training alike
 
 
 def revision() -> str:
@@ -61,7 +62,7 @@ from fsdnet_tf.config import load_config
 from fsdnet_tf.data.input import TrainInput
 from fsdnet_tf.data.transform_output import TransformDir
 from fsdnet_tf.features import LABEL_KEY
-cfg = load_config("criteo")
+cfg = load_config("criteo", [sys.argv[2]])
 train_input = TrainInput(TransformDir(sys.argv[1]), cfg.train.batch_size, cfg.seed, False, cfg.train.shuffle_buffer)
 started, examples = time.perf_counter(), 0
 for batch in train_input.dataset(1):
@@ -73,10 +74,10 @@ print(examples, time.perf_counter() - started)
 def measure_training(transform: pathlib.Path, run_dir: pathlib.Path) -> dict:
     shutil.rmtree(run_dir, ignore_errors=True)
     seconds, peak = run_child([sys.executable, "-m", "fsdnet_tf.training.cli", "--config", "criteo", "--transform-dir",
-                               str(transform), "--run-dir", str(run_dir), "--set", "train.max_epochs=1",
+                               str(transform), "--run-dir", str(run_dir), "--set", SOURCE, "--set", "train.max_epochs=1",
                                "--no-progress"])
     epoch = json.loads((run_dir / "metrics.json").read_text())["epochs"][0]
-    probe = subprocess.run([sys.executable, "-c", INPUT_ONLY, str(transform)], cwd=REPO, check=True,
+    probe = subprocess.run([sys.executable, "-c", INPUT_ONLY, str(transform), SOURCE], cwd=REPO, check=True,
                            capture_output=True, text=True).stdout.split()
     input_examples, input_seconds = int(probe[0]), float(probe[1])
     return {"train_wall_seconds": round(seconds, 1), "train_seconds": epoch["train_seconds"],
@@ -97,7 +98,7 @@ def measure(work_dir: pathlib.Path, rows: int) -> dict:
     output = data_dir / "transform"
     shutil.rmtree(output, ignore_errors=True)
     seconds, peak = run_child([sys.executable, "-m", "pipelines.transform_cli", "--config", "criteo", "--set",
-                               "dataset.splits.source=train.txt.gz", "--data-dir", str(data_dir), "--output",
+                               SOURCE, "--data-dir", str(data_dir), "--output",
                                str(output)])
     stats = json.loads((output / "stats.json").read_text())
     return {"rows": rows, "generate_seconds": round(generate_seconds, 1), "input_bytes": log.stat().st_size,
