@@ -209,3 +209,24 @@ def test_real_criteo_sample_matches_an_independent_pandas_encoding(tmp_path):
         assert read_records(out, split) == sorted(map(tuple, rows[fields + ["label"]].values.tolist()))
         oov = {f: float((rows[f] == s["vocab_size"][f]).mean()) for f in fields}
         assert all(math.isclose(oov[f], s["oov_rate"][split][f], abs_tol=1e-12) for f in fields)
+
+
+def test_parsed_rows_stream_from_the_reader_to_the_writer_in_one_stage(tmp_path, monkeypatch):
+    """Bounded memory: the local runner holds a PCollection whole only between stages, so the
+    transform pass must read, transform and write in one fused stage, and the analysis must read
+    the input on its own (a Flatten of splits or a shared read would put every parsed row between stages)."""
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    stages = []
+    run_stages = fn_runner.FnApiRunner.run_stages
+
+    def recording(self, context, planned):
+        stages.extend({t.unique_name for t in stage.transforms} for stage in planned)
+        return run_stages(self, context, planned)
+
+    monkeypatch.setattr(fn_runner.FnApiRunner, "run_stages", recording)
+    cfg = load_config("synthetic", ["dataset.synthetic.rows=2000"])
+    run_transform(cfg.dataset, None, str(tmp_path / "out"), BEAM_ARGS)
+    transform = [s for s in stages if "Parse/ParDo(ParseLines)" in s]
+    analysis = [s for s in stages if "AnalysisParse/ParDo(ParseLines)" in s]
+    assert len(transform) == 1 and {"Transform/Transform", "Write"} <= transform[0]
+    assert len(analysis) == 1 and not analysis[0] & {"Transform/Transform", "Write"}
