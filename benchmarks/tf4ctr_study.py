@@ -65,13 +65,9 @@ def collect(results_dir: pathlib.Path) -> tuple[dict, list[str]]:
         else:
             runs.setdefault(run.variant, []).append(stored)
     import tf4ctr_tuning   # here: it imports this module
-    tuning = tf4ctr_tuning.compute(results_dir)
-    if tuning["selected"]:
-        everything = {**tf4ctr_tuning.KNOBS, **tf4ctr_tuning.rounds(results_dir)[1]}
-        tuned = [m for m in (reproduce.stored_result(tf4ctr_tuning.tuned_run(tuning["selected"], everything[tuning["selected"]], s),
-                                                     results_dir / tf4ctr_tuning.RUNS_DIR) for s in zoo.SEEDS) if m]
-        if len(tuned) == len(zoo.SEEDS):
-            runs["tf4ctr_tuned"] = tuned
+    tuned = tf4ctr_tuning.selected_runs(results_dir)
+    if len(tuned) == len(zoo.SEEDS):
+        runs["tf4ctr_tuned"] = tuned
     for model in ("fsdnet", "dcnv2"):
         for seed in zoo.SEEDS:
             stored = reproduce.stored_result(reproduce.Run("main", model, seed), results_dir / "frappe_runs")

@@ -104,9 +104,20 @@ def plan(results_dir: pathlib.Path) -> list[zoo.ZooRun]:
     return runs
 
 
-def confirmed(results_dir: pathlib.Path, variant: str, settings: tuple, base: dict) -> dict:
+def seed_runs(results_dir: pathlib.Path, variant: str, settings: tuple) -> list[dict]:
+    """The stored runs of ``variant``, every seed there is."""
     runs_dir = results_dir / RUNS_DIR
-    runs = [m for m in (reproduce.stored_result(tuned_run(variant, settings, s), runs_dir) for s in zoo.SEEDS) if m]
+    return [m for m in (reproduce.stored_result(tuned_run(variant, settings, s), runs_dir) for s in zoo.SEEDS) if m]
+
+
+def selected_runs(results_dir: pathlib.Path) -> list[dict]:
+    """The stored seeds of the variant chosen over both rounds (none before it is chosen)."""
+    knobs, second, _, final, _ = rounds(results_dir)
+    return seed_runs(results_dir, final, {**knobs, **second}[final]) if final else []
+
+
+def confirmed(results_dir: pathlib.Path, variant: str, settings: tuple, base: dict) -> dict:
+    runs = seed_runs(results_dir, variant, settings)
     summary = _summary(runs)
     if len(runs) > 1 and len(base) > 1:
         summary["p_auc_vs_untuned"] = welch_p_value([r["test"]["auc"] for r in runs],

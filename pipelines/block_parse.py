@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from fsdnet_tf.data import readers
 
-INTEGER_PATTERN = "^-?[0-9]+$"   # readers._INTEGER, anchored for a search
+INTEGER_PATTERN = f"^{readers.INTEGER.pattern}$"   # the per-line parser's fullmatch, as a search
 
 
 @dataclass

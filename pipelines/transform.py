@@ -66,6 +66,8 @@ def with_runner_defaults(beam_args: list[str]) -> list[str]:
                                                  for a in beam_args):
         return beam_args + [JOB_SERVER_TIMEOUT]
     return beam_args
+
+
 RAW_SAMPLE_ROWS = 1000
 RAW_SAMPLE_FILE = "raw_sample_test.jsonl"
 # zlib level 1 writes ~4x faster than the default level 6 for ~40 % larger files.

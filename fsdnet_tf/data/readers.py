@@ -13,7 +13,7 @@ from typing import Callable, Optional
 
 from fsdnet_tf.config import DatasetConfig
 
-_INTEGER = re.compile(r"-?[0-9]+")
+INTEGER = re.compile(r"-?[0-9]+")
 
 
 class BadRow(ValueError):
@@ -83,7 +83,7 @@ class DelimitedParser:
         values = []
         for index, name, is_integer in self.features:
             value = cells[index]
-            if is_integer and value and not _INTEGER.fullmatch(value):
+            if is_integer and value and not INTEGER.fullmatch(value):
                 raise BadRow(f"column {name}: {value!r} is not an integer")
             values.append(value)
         return values, self.label(cells[self.label_index].strip())
@@ -117,7 +117,7 @@ class LibsvmParser:
         values: list[Optional[str]] = [None] * len(self.fields)
         for token in tokens[1:]:
             index_text, sep, value_text = token.partition(":")
-            if not sep or not _INTEGER.fullmatch(index_text):
+            if not sep or not INTEGER.fullmatch(index_text):
                 raise BadRow(f"token {token!r} is not index:value")
             try:
                 float(value_text)
