@@ -214,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     results_dir = pathlib.Path(__file__).resolve().parent / "results"
     if argv is None:
         argv = sys.argv[1:]
-    if "--results-dir" in argv:
+    # The plan depends on the stored runs, so the results directory is needed before parsing;
+    # a flag without a value is left for the parser to refuse.
+    if "--results-dir" in argv[:-1]:
         results_dir = pathlib.Path(argv[argv.index("--results-dir") + 1])
     return zoo.study_cli(argv, __doc__, "tf4ctr_tuning", plan(results_dir.resolve()), RUNS_DIR, write_report)
 
