@@ -1,18 +1,22 @@
-"""TF4CTR on Frappe: a one-knob-at-a-time tuning of the authors' model, selected on valid AUC.
+"""TF4CTR on Frappe: a greedy, round-by-round tuning of the authors' model, selected on valid AUC.
 
     .venv/bin/python benchmarks/tf4ctr_tuning.py --work-dir /work/study [--jobs 2]
     .venv/bin/python benchmarks/tf4ctr_tuning.py --report-only
 
-Round 1 trains seed 2023 of each variant in ``KNOBS`` (one setting changed from the authors'
-Frappe settings of ``tf4ctr_study.py``). Once it is stored, round 2 trains seed 2023 of the
-round-1 winner one step further (``FURTHER``) and of the winner combined with each other knob
-that raised the valid AUC; the round-1 winner and the best of both rounds (by seed-2023 *valid*
-AUC, if above the untuned model's; test figures play no part in the choice) get seeds 2024 and
-2025. The plan grows as rounds are stored: run the command until nothing is missing. The untuned model's runs are the TF4CTR study's. Runs are stored in
-``benchmarks/results/frappe_tf4ctr_tuning_runs/``, the report in ``frappe_tf4ctr_tuning.md`` / ``.json``.
+Each knob of ``LADDERS`` is a ladder of values moving one way from the authors' Frappe settings
+of ``tf4ctr_study.py``. Round 1 trains seed 2023 of the first step of every ladder. Each later
+round starts from the leader (the best *valid* AUC so far, seed 2023) and trains it one step
+further along the ladder that made it the leader, and the leader combined with each ladder that
+raised the valid AUC over the previous leader in the round before. The search ends when a round
+finds nothing better than its leader, or after ``MAX_ROUNDS``; the round-1 winner and the final
+leader get seeds 2024 and 2025. Test figures play no part in any choice. The plan grows as rounds
+are stored: run the command until nothing is missing. The untuned model's runs are the TF4CTR
+study's. Runs are stored in ``benchmarks/results/frappe_tf4ctr_tuning_runs/``, the report in
+``frappe_tf4ctr_tuning.md`` / ``.json``.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import pathlib
 import sys
@@ -23,36 +27,73 @@ from study_common import mean_std, plus_minus, publish_report, target_lines, wel
 import reproduce
 import tf4ctr_study
 
-# variant → settings changed from the authors' Frappe settings (round 1)
-KNOBS = {"emb32": (("model.embedding_dim", 32),),
-         "batch4096": (("train.batch_size", 4096),),
-         "dropout0.1": (("model.dropout", 0.1),),
-         "dropout0.3": (("model.dropout", 0.3),),
-         "l2_0.05": (("model.embedding_l2", 0.05),),
-         "l2_0.2": (("model.embedding_l2", 0.2),),
-         "hard800": (("model.deep_units", "[800,800,800]"),),
-         "easy3": (("model.tf4ctr.easy_units", "[400,400,400]"),),
-         "lr2e-3": (("train.learning_rate", 0.002),)}
-# Round 2 takes the round-1 winner one step further in the direction that helped...
-FURTHER = {"emb32": ("emb64", (("model.embedding_dim", 64),)),
-           "batch4096": ("batch2048", (("train.batch_size", 2048),)),
-           "dropout0.1": ("dropout0.0", (("model.dropout", 0.0),)),
-           "dropout0.3": ("dropout0.4", (("model.dropout", 0.4),)),
-           "l2_0.05": ("l2_0.02", (("model.embedding_l2", 0.02),)),
-           "l2_0.2": ("l2_0.4", (("model.embedding_l2", 0.4),)),
-           "hard800": ("hard1200", (("model.deep_units", "[1200,1200,1200]"),)),
-           "easy3": ("easy4", (("model.tf4ctr.easy_units", "[400,400,400,400]"),)),
-           "lr2e-3": ("lr4e-3", (("train.learning_rate", 0.004),))}
-# ...and combines it with every other round-1 knob that raised the valid AUC.
+# ladder → (config key, ((variant name of the step, value), ...)), each step further from the authors' value
+LADDERS = {"emb": ("model.embedding_dim", (("emb32", 32), ("emb64", 64), ("emb128", 128))),
+           "batch": ("train.batch_size", (("batch4096", 4096), ("batch2048", 2048))),
+           "dropout-": ("model.dropout", (("dropout0.1", 0.1), ("dropout0.0", 0.0))),
+           "dropout+": ("model.dropout", (("dropout0.3", 0.3), ("dropout0.4", 0.4))),
+           "l2-": ("model.embedding_l2", (("l2_0.05", 0.05), ("l2_0.02", 0.02))),
+           "l2+": ("model.embedding_l2", (("l2_0.2", 0.2), ("l2_0.4", 0.4))),
+           "hard": ("model.deep_units", (("hard800", "[800,800,800]"), ("hard1200", "[1200,1200,1200]"))),
+           "easy": ("model.tf4ctr.easy_units", (("easy3", "[400,400,400]"), ("easy4", "[400,400,400,400]"))),
+           "lr": ("train.learning_rate", (("lr2e-3", 0.002), ("lr4e-3", 0.004)))}
+MAX_ROUNDS = 4
 SELECTION_SEED = zoo.SEEDS[0]
 RUNS_DIR = "frappe_tf4ctr_tuning_runs"
 COMMAND = ".venv/bin/python benchmarks/tf4ctr_tuning.py --work-dir /work/study --jobs 2"
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """Steps taken from the authors' settings, as (ladder, step index) in the order they were taken;
+    ``moved`` is the ladder the last round moved, which the next round takes one step further."""
+    steps: tuple[tuple[str, int], ...]
+    moved: str
+
+    @property
+    def name(self) -> str:
+        return "+".join(LADDERS[ladder][1][step][0] for ladder, step in self.steps)
+
+    @property
+    def settings(self) -> tuple[tuple[str, object], ...]:
+        return tuple((LADDERS[ladder][0], LADDERS[ladder][1][step][1]) for ladder, step in self.steps)
+
+    def further(self) -> Variant | None:
+        step = dict(self.steps)[self.moved] + 1
+        if step == len(LADDERS[self.moved][1]):
+            return None
+        return Variant(tuple((ladder, step if ladder == self.moved else s) for ladder, s in self.steps), self.moved)
+
+    def combined(self, ladder: str) -> Variant | None:
+        """This variant with the first step of ``ladder``, unless it already sets that key."""
+        keys = {LADDERS[other][0] for other, _ in self.steps}
+        return None if LADDERS[ladder][0] in keys else Variant(self.steps + ((ladder, 0),), ladder)
+
+
+@dataclasses.dataclass
+class Search:
+    """The rounds planned so far with their stored seed-2023 runs, and where the search stands."""
+    rounds: list[dict[str, tuple[Variant, dict | None]]]
+    winners: list[Variant]            # the leader after each complete round that improved on it
+    finished: bool
+    base: dict | None                 # the untuned selection-seed run
+
+    @property
+    def selected(self) -> Variant | None:
+        return self.winners[-1] if self.finished and self.winners else None
+
+    def variants(self) -> dict[str, Variant]:
+        return {name: v for round_ in self.rounds for name, (v, _) in round_.items()}
 
 
 def tuned_run(variant: str, settings: tuple, seed: int) -> zoo.ZooRun:
     merged = dict(tf4ctr_study.AUTHORS_SETTINGS)
     merged.update(settings)
     return zoo.ZooRun("tf4ctr", seed, group="tf4ctr_tuning", settings=tuple(merged.items()), label=variant)
+
+
+def variant_run(variant: Variant, seed: int) -> zoo.ZooRun:
+    return tuned_run(variant.name, variant.settings, seed)
 
 
 def baseline_runs(results_dir: pathlib.Path) -> list[dict]:
@@ -62,62 +103,58 @@ def baseline_runs(results_dir: pathlib.Path) -> list[dict]:
     return [m for m in (reproduce.stored_result(r, runs_dir) for r in base) if m is not None]
 
 
-def stored(results_dir: pathlib.Path, variants: dict) -> dict[str, dict | None]:
+def search(results_dir: pathlib.Path) -> Search:
+    """Replay the greedy search on the stored runs: every round whose runs are all stored decides the next."""
     runs_dir = results_dir / RUNS_DIR
-    return {v: reproduce.stored_result(tuned_run(v, settings, SELECTION_SEED), runs_dir)
-            for v, settings in variants.items()}
-
-
-def best_on_valid(runs: dict[str, dict | None], base: dict) -> str | None:
-    """The variant with the best valid AUC if every run is stored and it beats the untuned seed's."""
-    if not runs or any(m is None for m in runs.values()):
-        return None
-    best = max(runs, key=lambda v: runs[v]["valid"]["auc"])
-    return best if runs[best]["valid"]["auc"] > base["valid"]["auc"] else None
-
-
-def rounds(results_dir: pathlib.Path) -> tuple[dict, dict, str | None, str | None, dict | None]:
-    """Round-1 and round-2 variants (settings), their winners and the untuned selection-seed run."""
     base = next((r for r in baseline_runs(results_dir) if r["seed"] == SELECTION_SEED), None)
-    first_runs = stored(results_dir, KNOBS)
-    first = best_on_valid(first_runs, base) if base else None
-    second = {}
-    if first:
-        name, step = FURTHER[first]
-        second[name] = step
-        for knob, settings in KNOBS.items():
-            if knob != first and first_runs[knob]["valid"]["auc"] > base["valid"]["auc"]:
-                second[f"{first}+{knob}"] = KNOBS[first] + settings
-    final = None
-    if first:
-        both = {**first_runs, **stored(results_dir, second)}
-        final = best_on_valid(both, base)
-    return KNOBS, second, first, final, base
+    candidates = [Variant(((ladder, 0),), ladder) for ladder in LADDERS]
+    rounds, winners = [], []
+    leader_auc = base["valid"]["auc"] if base else None
+    while candidates and len(rounds) < MAX_ROUNDS:
+        stored = {v.name: (v, reproduce.stored_result(variant_run(v, SELECTION_SEED), runs_dir)) for v in candidates}
+        rounds.append(stored)
+        if leader_auc is None or any(m is None for _, m in stored.values()):
+            return Search(rounds, winners, False, base)
+        auc = {name: m["valid"]["auc"] for name, (_, m) in stored.items()}
+        best = max(auc, key=auc.get)
+        if auc[best] <= leader_auc:
+            break
+        # the ladders that raised the valid AUC over the leader this round, besides the new leader's own
+        helpers = [v.moved for name, (v, _) in stored.items() if auc[name] > leader_auc and name != best]
+        leader, leader_auc = stored[best][0], auc[best]
+        winners.append(leader)
+        candidates = [c for c in [leader.further()] + [leader.combined(h) for h in helpers] if c]
+    return Search(rounds, winners, True, base)
 
 
 def plan(results_dir: pathlib.Path) -> list[zoo.ZooRun]:
-    knobs, second, first, final, _ = rounds(results_dir)
-    runs = [tuned_run(v, st, SELECTION_SEED) for v, st in knobs.items()]
-    for chosen in dict.fromkeys(c for c in (first, final) if c):
-        runs += [tuned_run(chosen, {**knobs, **second}[chosen], s) for s in zoo.SEEDS if s != SELECTION_SEED]
-    runs += [tuned_run(v, st, SELECTION_SEED) for v, st in second.items()]
+    found = search(results_dir)
+    runs = [variant_run(v, SELECTION_SEED) for v, _ in found.rounds[0].values()]
+    for chosen in confirmed_variants(found):
+        runs += [variant_run(chosen, s) for s in zoo.SEEDS if s != SELECTION_SEED]
+    runs += [variant_run(v, SELECTION_SEED) for round_ in found.rounds[1:] for v, _ in round_.values()]
     return runs
 
 
-def seed_runs(results_dir: pathlib.Path, variant: str, settings: tuple) -> list[dict]:
+def confirmed_variants(found: Search) -> list[Variant]:
+    """The variants that get every seed: the round-1 winner and the final selection."""
+    return list(dict.fromkeys(found.winners[:1] + ([found.selected] if found.selected else [])))
+
+
+def seed_runs(results_dir: pathlib.Path, variant: Variant) -> list[dict]:
     """The stored runs of ``variant``, every seed there is."""
     runs_dir = results_dir / RUNS_DIR
-    return [m for m in (reproduce.stored_result(tuned_run(variant, settings, s), runs_dir) for s in zoo.SEEDS) if m]
+    return [m for m in (reproduce.stored_result(variant_run(variant, s), runs_dir) for s in zoo.SEEDS) if m]
 
 
 def selected_runs(results_dir: pathlib.Path) -> list[dict]:
-    """The stored seeds of the variant chosen over both rounds (none before it is chosen)."""
-    knobs, second, _, final, _ = rounds(results_dir)
-    return seed_runs(results_dir, final, {**knobs, **second}[final]) if final else []
+    """The stored seeds of the variant the finished search chose (none before it is chosen)."""
+    chosen = search(results_dir).selected
+    return seed_runs(results_dir, chosen) if chosen else []
 
 
-def confirmed(results_dir: pathlib.Path, variant: str, settings: tuple, base: dict) -> dict:
-    runs = seed_runs(results_dir, variant, settings)
+def confirmed(results_dir: pathlib.Path, variant: Variant, base: dict) -> dict:
+    runs = seed_runs(results_dir, variant)
     summary = _summary(runs)
     if len(runs) > 1 and len(base) > 1:
         summary["p_auc_vs_untuned"] = welch_p_value([r["test"]["auc"] for r in runs],
@@ -127,21 +164,26 @@ def confirmed(results_dir: pathlib.Path, variant: str, settings: tuple, base: di
 
 def compute(results_dir: pathlib.Path) -> dict:
     base = {r["seed"]: r for r in baseline_runs(results_dir)}
-    knobs, second, first, final, ref = rounds(results_dir)
+    found = search(results_dir)
+    ref = found.base
     variants = {}
-    for round_number, group in ((1, knobs), (2, second)):
-        for variant, m in stored(results_dir, group).items():
+    for round_number, group in enumerate(found.rounds, start=1):
+        for name, (variant, m) in group.items():
             if m is not None:
-                variants[variant] = {"round": round_number, "settings": dict(group[variant]),
-                                     "valid_auc": m["valid"]["auc"], "test_auc": m["test"]["auc"],
-                                     "test_logloss": m["test"]["logloss"], "epochs": len(m["epochs"]),
-                                     "valid_auc_gain": m["valid"]["auc"] - ref["valid"]["auc"] if ref else None}
-    everything = {**knobs, **second}
-    result = {"selection_seed": SELECTION_SEED, "variants": variants, "round_one_winner": first,
-              "selected": final, "round_two_planned": len(second),
+                variants[name] = {"round": round_number, "settings": dict(variant.settings),
+                                  "valid_auc": m["valid"]["auc"], "test_auc": m["test"]["auc"],
+                                  "test_logloss": m["test"]["logloss"], "epochs": len(m["epochs"]),
+                                  "valid_auc_gain": m["valid"]["auc"] - ref["valid"]["auc"] if ref else None}
+    winners = [w.name for w in found.winners]
+    result = {"selection_seed": SELECTION_SEED, "variants": variants, "round_winners": winners,
+              "round_one_winner": winners[0] if winners else None,
+              "selected": found.selected.name if found.selected else None, "finished": found.finished,
+              "rounds_planned": len(found.rounds),
               "untuned": _summary(list(base.values())) if base else None, "confirmed": {}}
-    for chosen in dict.fromkeys(c for c in (first, final) if c):
-        result["confirmed"][chosen] = confirmed(results_dir, chosen, everything[chosen], base)
+    # every leader with more than the selection seed stored, the confirmed ones among them
+    for winner in dict.fromkeys(found.winners):
+        if winner in confirmed_variants(found) or len(seed_runs(results_dir, winner)) > 1:
+            result["confirmed"][winner.name] = confirmed(results_dir, winner, base)
     return result
 
 
@@ -160,7 +202,7 @@ def targets(result: dict) -> list[tuple[str, bool | None, str]]:
     name = "the tuned TF4CTR beats the official TF4CTR AUC with Welch p < 0.05"
     chosen = result["selected"]
     if chosen is None:
-        done = result["round_one_winner"] is None and len(result["variants"]) == len(KNOBS)
+        done = result["finished"]
         return [(name, False if done else None, "no knob beat the untuned model on valid" if done else "tuning incomplete")]
     tuned = result["confirmed"].get(chosen)
     done = tuned is not None and len(tuned["seeds"]) == len(zoo.SEEDS)
@@ -174,9 +216,11 @@ def render(result: dict, missing: list[str]) -> str:
     lines = ["# Frappe: tuning TF4CTR", "",
              f"Generated {datetime.date.today().isoformat()} by `{COMMAND}` (run it until nothing is missing) on 2 CPU "
              f"cores, two runs at a time. Round 1: seed {SELECTION_SEED} of each variant, one setting changed from the "
-             "authors' Frappe settings. Round 2: the round-1 winner one step further, and combined with each other knob "
-             "that raised the valid AUC. The best **valid** AUC of both rounds (if above the untuned model's) gets "
-             "seeds 2024 and 2025, as does the round-1 winner. Test figures are reported, never used to choose.", ""]
+             "authors' Frappe settings. Each later round: the leader so far (best **valid** AUC) one step further along "
+             "the setting that made it the leader, and combined with each setting that raised the valid AUC over the "
+             f"previous leader in the round before. The search stops when a round finds nothing better, or after "
+             f"{MAX_ROUNDS} rounds; the final leader gets seeds 2024 and 2025, as does the round-1 winner. Test figures "
+             "are reported, never used to choose.", ""]
     if missing:
         lines += [f"**Partial**: not stored yet: {', '.join(missing)}.", ""]
     lines += [f"| variant (seed {SELECTION_SEED}) | round | setting | valid AUC | Δ valid vs untuned | test AUC | "
@@ -186,8 +230,9 @@ def render(result: dict, missing: list[str]) -> str:
         gain = f"{k['valid_auc_gain']:+.5f}" if k["valid_auc_gain"] is not None else "—"
         lines.append(f"| {variant} | {k['round']} | `{setting}` | {k['valid_auc']:.5f} | {gain} | {k['test_auc']:.5f} | "
                      f"{k['test_logloss']:.4f} | {k['epochs']} |")
-    lines += ["", f"Round-1 winner: **{result['round_one_winner'] or '—'}**; selected over both rounds: "
-              f"**{result['selected'] or 'pending'}**.", "",
+    leaders = " → ".join(f"**{w}**" for w in result["round_winners"]) or "—"
+    state = result["selected"] or ("none" if result["finished"] else f"pending (round {result['rounds_planned']})")
+    lines += ["", f"Leaders, round by round: {leaders}; selected: **{state}**.", "",
               "| model | seeds | test AUC | test logloss | p vs official (AUC / logloss) | p vs untuned (AUC) |",
               "|---|---|---|---|---|---|"]
     o_auc, o_ll = mean_std(tf4ctr_study.OFFICIAL["auc"]), mean_std(tf4ctr_study.OFFICIAL["logloss"])

@@ -13,9 +13,13 @@ import zoo  # noqa: E402
 from test_study import fake_run  # noqa: E402
 
 
-def store(runs_dir: pathlib.Path, run, auc: float, logloss: float) -> None:
+def store(runs_dir: pathlib.Path, run, auc: float, logloss: float, test_auc: float | None = None) -> None:
+    """A stored run with valid AUC ``auc`` and test AUC ``test_auc`` (``auc`` unless given)."""
     runs_dir.mkdir(parents=True, exist_ok=True)
-    (runs_dir / f"{run.name}.json").write_text(json.dumps(fake_run(run, auc, logloss)))
+    metrics = fake_run(run, auc, logloss)
+    if test_auc is not None:
+        metrics["test"]["auc"] = test_auc
+    (runs_dir / f"{run.name}.json").write_text(json.dumps(metrics))
 
 
 def test_plans_name_every_run_once_and_resolve_their_settings():
@@ -185,28 +189,48 @@ def test_tf4ctr_tuning_plan_grows_round_by_round_and_chooses_on_valid(tmp_path):
             store(results / "frappe_tf4ctr_runs", run, 0.9870, 0.133)
     runs_dir = results / tf4ctr_tuning.RUNS_DIR
     first = tf4ctr_tuning.plan(results)
-    assert [r.name for r in first] == [f"{k}_s2023" for k in tf4ctr_tuning.KNOBS]
-    # valid = test here: emb32 and dropout0.1 beat the untuned 0.9870, the rest do not
-    gains = {"emb32": 0.9875, "dropout0.1": 0.9872}
+    assert [r.name for r in first] == ["emb32_s2023", "batch4096_s2023", "dropout0.1_s2023", "dropout0.3_s2023",
+                                       "l2_0.05_s2023", "l2_0.2_s2023", "hard800_s2023", "easy3_s2023", "lr2e-3_s2023"]
+    # valid = test here: emb32, dropout0.1 and lr2e-3 beat the untuned 0.9870, the rest do not
+    gains = {"emb32": 0.9875, "dropout0.1": 0.9872, "lr2e-3": 0.9871}
     for run in first:
         store(runs_dir, run, gains.get(run.variant, 0.9860), 0.13)
+    assert tf4ctr_tuning.write_report(results)["targets"][0]["met"] is None      # round 2 not stored yet
     second = [r.name for r in tf4ctr_tuning.plan(results)][len(first):]
-    assert second == ["emb32_s2024", "emb32_s2025", "emb64_s2023", "emb32+dropout0.1_s2023"]
+    assert second == ["emb32_s2024", "emb32_s2025", "emb64_s2023", "emb32+dropout0.1_s2023", "emb32+lr2e-3_s2023"]
     combined = next(r for r in tf4ctr_tuning.plan(results) if r.variant == "emb32+dropout0.1")
     assert combined.expected_config()["model"]["embedding_dim"] == 32 and combined.expected_config()["model"]["dropout"] == 0.1
+    # round 2: emb64 leads; of the combinations only emb32+lr2e-3 beats emb32 (0.9875)
+    round_two = {"emb64": 0.9880, "emb32+dropout0.1": 0.9871, "emb32+lr2e-3": 0.9876}
     for run in tf4ctr_tuning.plan(results):
-        if run.variant == "emb64":
-            store(runs_dir, run, 0.9880, 0.12)
-        elif not (runs_dir / f"{run.name}.json").exists():
-            store(runs_dir, run, 0.9874 if run.variant == "emb32" else 0.9871, 0.13)
+        if not (runs_dir / f"{run.name}.json").exists():
+            store(runs_dir, run, round_two.get(run.variant, 0.9874), 0.13)
+    third = [r.name for r in tf4ctr_tuning.plan(results)]
+    assert third[-2:] == ["emb128_s2023", "emb64+lr2e-3_s2023"] and "emb64_s2024" not in third   # not final yet
+    lr_run = next(r for r in tf4ctr_tuning.plan(results) if r.variant == "emb64+lr2e-3")
+    assert lr_run.expected_config()["train"]["learning_rate"] == 0.002 and lr_run.expected_config()["model"]["embedding_dim"] == 64
+    # round 3 finds nothing better than emb64 on valid (although emb128 is best on test): emb64 is selected
+    store(runs_dir, next(r for r in tf4ctr_tuning.plan(results) if r.variant == "emb128"), 0.9879, 0.12, test_auc=0.9900)
+    store(runs_dir, lr_run, 0.9880, 0.12)                   # a tie does not beat the leader
     final = tf4ctr_tuning.plan(results)
-    assert {r.name for r in final} >= {"emb64_s2024", "emb64_s2025"}       # the best of both rounds on valid
+    assert {r.name for r in final} >= {"emb64_s2024", "emb64_s2025"} and "emb128_s2024" not in {r.name for r in final}
     for run in final:
         if not (runs_dir / f"{run.name}.json").exists():
             store(runs_dir, run, 0.9880 + (run.seed - 2024) * 1e-4, 0.12)
     result = tf4ctr_tuning.write_report(results)
-    assert result["selected"] == "emb64" and result["round_one_winner"] == "emb32" and not result["missing"]
+    assert result["selected"] == "emb64" and result["round_winners"] == ["emb32", "emb64"] and not result["missing"]
     tuned = result["confirmed"]["emb64"]
     assert tuned["seeds"] == list(zoo.SEEDS) and tuned["auc_mean"] == pytest.approx((0.9880 + 0.9880 + 0.9881) / 3)
     assert tuned["p_auc_vs_official"] < 0.05 and result["targets"][0]["met"] is True
-    assert "tuned TF4CTR (emb64) | 3 |" in (results / "frappe_tf4ctr_tuning.md").read_text()
+    assert sorted(r["seed"] for r in tf4ctr_tuning.selected_runs(results)) == list(zoo.SEEDS)
+    text = (results / "frappe_tf4ctr_tuning.md").read_text()
+    assert "tuned TF4CTR (emb64) | 3 |" in text and "**emb32** → **emb64**; selected: **emb64**" in text
+
+
+def test_tf4ctr_tuning_stops_after_the_last_round_and_never_reuses_a_set_key():
+    import tf4ctr_tuning
+    leader = tf4ctr_tuning.Variant((("dropout-", 0),), "dropout-")
+    assert leader.combined("dropout+") is None                   # both move model.dropout
+    assert leader.further().name == "dropout0.0" and leader.further().further() is None
+    assert leader.combined("emb").name == "dropout0.1+emb32"
+    assert dict(leader.combined("emb").settings) == {"model.dropout": 0.1, "model.embedding_dim": 32}
