@@ -6,7 +6,7 @@ and dense edge tensors (SPEC_WAVE2 §2.8), OptFusion's derived blocks and fusion
 embedding lookups, batch norm and element-wise work are left out.
 ``graph_multiply_adds`` traces the served output at batch 1 and adds up the MatMul,
 BatchMatMul and Einsum ops the output depends on, from their static shapes;
-``profiler_multiply_adds`` is TF's own profiler (it counts MatMul only, not Einsum).
+``profiler_multiply_adds`` is TF's own profiler (it counts MatMul only, not BatchMatMul or Einsum).
 """
 from __future__ import annotations
 

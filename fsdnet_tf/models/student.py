@@ -46,9 +46,10 @@ class DAGFMStudent(tf_keras.Model):
         return [v for v in self.trainable_variables if id(v) not in embedding]
 
     def student_logit(self, stacked: tf.Tensor, training: Optional[bool] = None) -> tuple[tf.Tensor, list]:
-        logit, states = self.dagfm(stacked)
+        """The logit and the DAGFM states, field-major (F, B, D)."""
+        logit, states = self.dagfm(stacked)          # states field-major, (F, B, D)
         if self.cfg.dagfm.deep:
-            summed = tf.add_n(states)
+            summed = tf.transpose(tf.add_n(states), [1, 0, 2])
             deep = self.deep(tf.reshape(summed, [-1, summed.shape[1] * summed.shape[2]]), training=training)
             logit = tf.squeeze(self.deep_logit(deep[-1]), axis=-1)
         return logit, states
@@ -60,7 +61,7 @@ class DAGFMStudent(tf_keras.Model):
         if freeze_embedding:
             stacked = tf.stop_gradient(stacked)
         logit, states = self.student_logit(stacked, training)
-        reps = {f"dagfm/{t}": tf.reduce_sum(h, axis=-1) for t, h in enumerate(states)}
+        reps = {f"dagfm/{t}": r for t, r in enumerate(self.dagfm.layer_sums(states))}
         return ModelOutputs({STUDENT_HEAD: logit}, reps, tf.sigmoid(logit), {})
 
     def call(self, features: dict, training: Optional[bool] = None) -> tf.Tensor:
