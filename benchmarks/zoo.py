@@ -21,6 +21,7 @@ import json
 import logging
 import pathlib
 import sys
+from typing import Callable
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -41,6 +42,10 @@ PAPER_TABLE3 = {"dcn": (0.9838, 0.1544), "dcn_fsd": (0.9852, 0.1357), "xdeepfm":
                 "dcnv2": (0.9845, 0.1581), "fsdnet": (0.9856, 0.1367)}
 PAPER_TABLE4 = {"dcn": 475_249, "dcn_fsd": 476_932, "xdeepfm": 568_217, "xdeepfm_fsd": 569_211,
                 "autoint": 587_289, "autoint_fsd": 591_931, "dcnv2": 551_569, "fsdnet": 553_252}
+# SPEC_WAVE2 §4.7: the paper's Table 3 on MovieLens-1M (its own split; ours is ../shared/data/movielens1m/ctr)
+PAPER_TABLE3_ML1M = {"dcn": (0.8143, 0.5162), "dcn_fsd": (0.8182, 0.5109), "xdeepfm": (0.8142, 0.5149),
+                     "xdeepfm_fsd": (0.8187, 0.5103), "autoint": (0.8138, 0.5182), "autoint_fsd": (0.8186, 0.5099),
+                     "dcnv2": (0.8145, 0.5200), "fsdnet": (0.8190, 0.5087)}
 COMMAND = ".venv/bin/python benchmarks/zoo.py --work-dir /work/study --jobs 2"
 SPEED_COMMAND = (".venv/bin/python benchmarks/train_speed.py --transform-dir /work/study/transform --models all "
                  "--steps 10 --real-epochs '' --output benchmarks/results/frappe_zoo_speed.json")
@@ -74,20 +79,46 @@ class ZooRun:
         return to_dict(load_config(self.config, self.overrides))
 
 
-def plan() -> list[ZooRun]:
+@dataclasses.dataclass(frozen=True)
+class ZooData:
+    """One dataset's zoo study: its shipped config, the paper's figures on it, where its runs live, and
+    where the dataset's main study keeps the FSDNet and DCNv2 runs the zoo reuses."""
+    key: str                       # the results' file names: <key>_zoo.md, <key>_zoo_runs/
+    title: str
+    config: str
+    group: str
+    paper: dict                    # model → the paper's (test AUC, logloss) on this dataset
+    paper_parameters: dict | None  # model → the paper's Table 4 count (Frappe only)
+    main_runs_dir: str
+    main_run: Callable[[str, int], object]   # (model, seed) → the main study's run of a reused model
+    command: str
+
+    @property
+    def runs_dir(self) -> str:
+        return f"{self.key}_zoo_runs"
+
+    def run(self, model: str, seed: int) -> ZooRun:
+        return ZooRun(model, seed, group=self.group, config=self.config)
+
+
+FRAPPE = ZooData("frappe", "Frappe", reproduce.CONFIG, "zoo", PAPER_TABLE3, PAPER_TABLE4, "frappe_runs",
+                 lambda model, seed: reproduce.Run("main", model, seed), COMMAND)
+
+
+def plan(data: ZooData = FRAPPE) -> list[ZooRun]:
     """The runs to train, each seed's six models together so that a partial study compares pairs."""
     models = [m for base, fsd in FSD_OF.items() for m in (base, fsd) if m not in REUSED]
-    return [ZooRun(m, s) for s in SEEDS for m in models]
+    return [data.run(m, s) for s in SEEDS for m in models]
 
 
-def collect(zoo_runs_dir: pathlib.Path, main_runs_dir: pathlib.Path) -> tuple[dict, list[str]]:
+def collect(results_dir: pathlib.Path, data: ZooData = FRAPPE) -> tuple[dict, list[str]]:
     """model → stored runs (the main study's for FSDNet/DCNv2), and the planned runs still missing."""
     runs, missing = {}, []
-    for model in PAPER_TABLE3:
+    for model in data.paper:
         for seed in SEEDS:
-            run = ZooRun(model, seed)
-            stored = (reproduce.stored_result(reproduce.Run("main", model, seed), main_runs_dir) if model in REUSED
-                      else reproduce.stored_result(run, zoo_runs_dir))
+            run = data.run(model, seed)
+            stored = (reproduce.stored_result(data.main_run(model, seed), results_dir / data.main_runs_dir)
+                      if model in REUSED else reproduce.stored_result(run, results_dir / data.runs_dir))
             if stored is None:
                 missing.append(run.name)
             else:
@@ -95,7 +126,7 @@ def collect(zoo_runs_dir: pathlib.Path, main_runs_dir: pathlib.Path) -> tuple[di
     return runs, missing
 
 
-def compute(runs: dict, speed: dict | None) -> dict:
+def compute(runs: dict, speed: dict | None, data: ZooData = FRAPPE) -> dict:
     models = {}
     for model, chosen in runs.items():
         auc, ll = mean_std([r["test"]["auc"] for r in chosen]), mean_std([r["test"]["logloss"] for r in chosen])
@@ -103,7 +134,7 @@ def compute(runs: dict, speed: dict | None) -> dict:
                          "logloss_mean": ll[0], "logloss_std": ll[1],
                          "epochs_mean": sum(len(r["epochs"]) for r in chosen) / len(chosen),
                          "parameters": (speed or {}).get("parameters", {}).get(model),
-                         "paper_parameters": PAPER_TABLE4[model],
+                         "paper_parameters": (data.paper_parameters or {}).get(model),
                          "steps_only_examples_per_second": (speed or {}).get("examples_per_second", {}).get(model)}
     gains = {}
     for base, fsd in FSD_OF.items():
@@ -114,8 +145,8 @@ def compute(runs: dict, speed: dict | None) -> dict:
                 "logloss_gain": models[base]["logloss_mean"] - models[fsd]["logloss_mean"],
                 "p_value_auc": welch_p_value([r["test"]["auc"] for r in b], [r["test"]["auc"] for r in a]),
                 "p_value_logloss": welch_p_value([r["test"]["logloss"] for r in b], [r["test"]["logloss"] for r in a]),
-                "paper_auc_gain": PAPER_TABLE3[fsd][0] - PAPER_TABLE3[base][0],
-                "paper_logloss_gain": PAPER_TABLE3[base][1] - PAPER_TABLE3[fsd][1]}
+                "paper_auc_gain": data.paper[fsd][0] - data.paper[base][0],
+                "paper_logloss_gain": data.paper[base][1] - data.paper[fsd][1]}
     return {"models": models, "fsd_gains": gains}
 
 
@@ -136,26 +167,28 @@ def _p(value: float | None) -> str:
     return "—" if value is None else f"{value:.3g}"
 
 
-def render(result: dict, missing: list[str], speed: dict | None) -> str:
-    lines = ["# Frappe: FSD on four base models (paper Tables 3–4)",
-             "", f"Generated {datetime.date.today().isoformat()} by `{COMMAND}` from the stored runs "
-             "(FSDNet and DCNv2: the main study's runs of the same seeds). Settings: the shipped `frappe` config "
+def render(result: dict, missing: list[str], speed: dict | None, data: ZooData = FRAPPE) -> str:
+    tables = "Tables 3–4" if data.paper_parameters else "Table 3"
+    lines = [f"# {data.title}: FSD on four base models (paper {tables})",
+             "", f"Generated {datetime.date.today().isoformat()} by `{data.command}` from the stored runs "
+             f"(FSDNet and DCNv2: the main study's runs of the same seeds). Settings: the shipped `{data.config}` config "
              "(SPEC §3) for every model, the tower settings of SPEC_WAVE2 §4; test figures of the served ŷ "
              "(mean of the heads for FSD models).", ""]
     if missing:
         lines += [f"**Partial**: {len(missing)} planned runs not stored yet: {', '.join(missing)}.", ""]
     lines += ["| model | seeds | test AUC | test logloss | paper AUC / logloss | parameters (paper) | "
               "steps-only examples/s | epochs |", "|---|---|---|---|---|---|---|---|"]
-    for model in PAPER_TABLE3:
+    for model in data.paper:
         m = result["models"].get(model)
         if m is None:
             continue
         params = f"{m['parameters']:,}" if m["parameters"] else "—"
         rate = f"{m['steps_only_examples_per_second']:,}" if m["steps_only_examples_per_second"] else "—"
-        paper = PAPER_TABLE3[model]
+        paper = data.paper[model]
+        paper_params = f"{m['paper_parameters']:,}" if m["paper_parameters"] else "—"
         lines.append(f"| {model} | {len(m['seeds'])} | {plus_minus(m['auc_mean'], m['auc_std'])} | "
                      f"{plus_minus(m['logloss_mean'], m['logloss_std'], 4)} | {paper[0]} / {paper[1]} | "
-                     f"{params} ({m['paper_parameters']:,}) | {rate} | {m['epochs_mean']:.1f} |")
+                     f"{params} ({paper_params}) | {rate} | {m['epochs_mean']:.1f} |")
     lines += ["", "## FSD gain per base model (Welch two-tailed p over seeds)", "",
               "| base | AUC gain | p (AUC) | logloss reduction | p (logloss) | paper AUC gain | paper logloss reduction |",
               "|---|---|---|---|---|---|---|"]
@@ -165,6 +198,9 @@ def render(result: dict, missing: list[str], speed: dict | None) -> str:
                      f"{g['paper_logloss_gain']:+.4f} |")
     lines += ["", "## Targets", ""]
     lines += target_lines(targets(result))
+    if data is not FRAPPE:
+        return "\n".join(lines + ["", "Parameters are the trainable variables our code builds on this transform; "
+                                   "the paper's figures come from its own split (SPEC_WAVE2 §4.7)."]) + "\n"
     lines += ["", "Parameters are the trainable variables our code builds on this transform (5,355 table rows; "
               "with the Frappe_x1 vocabulary of 5,383 rows they equal SPEC_WAVE2 §6.5, checked by "
               "`tests/test_zoo.py`, and the paper's Table 4 for the base models). FSD versions build no unused "
@@ -174,14 +210,15 @@ def render(result: dict, missing: list[str], speed: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(results_dir: pathlib.Path) -> dict:
-    speed_path = results_dir / "frappe_zoo_speed.json"
+def write_report(results_dir: pathlib.Path, data: ZooData = FRAPPE) -> dict:
+    speed_path = results_dir / f"{data.key}_zoo_speed.json"
     speed = json.loads(speed_path.read_text()) if speed_path.is_file() else None
-    runs, missing = collect(results_dir / "frappe_zoo_runs", results_dir / "frappe_runs")
-    result = {**compute(runs, speed), "missing": missing,
-              "targets": [{"target": t, "met": m, "detail": d} for t, m, d in targets(compute(runs, speed))]}
-    write_atomic(results_dir / "frappe_zoo.json", json.dumps(result, indent=1) + "\n")
-    write_atomic(results_dir / "frappe_zoo.md", render(result, missing, speed))
+    runs, missing = collect(results_dir, data)
+    computed = compute(runs, speed, data)
+    result = {**computed, "missing": missing,
+              "targets": [{"target": t, "met": m, "detail": d} for t, m, d in targets(computed)]}
+    write_atomic(results_dir / f"{data.key}_zoo.json", json.dumps(result, indent=1) + "\n")
+    write_atomic(results_dir / f"{data.key}_zoo.md", render(result, missing, speed, data))
     return result
 
 
@@ -231,7 +268,7 @@ def study_cli(argv, description: str, prog: str, runs: list, runs_dir_name: str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    return study_cli(argv, __doc__, "zoo", plan(), "frappe_zoo_runs", write_report)
+    return study_cli(argv, __doc__, "zoo", plan(), FRAPPE.runs_dir, write_report)
 
 
 if __name__ == "__main__":
