@@ -11,6 +11,7 @@ import reproduce  # noqa: E402
 import tf4ctr_study  # noqa: E402
 import zoo  # noqa: E402
 from test_study import fake_run  # noqa: E402
+from fsdnet_tf.config import load_config  # noqa: E402
 
 
 def store(runs_dir: pathlib.Path, run, auc: float, logloss: float, test_auc: float | None = None) -> None:
@@ -48,6 +49,28 @@ def test_zoo_reuses_main_runs_and_tests_the_fsd_gain(tmp_path):
     assert gains["dcn"]["auc_gain"] == pytest.approx(-0.001)
     assert len(result["missing"]) == 12 and result["targets"][0]["met"] is None     # partial: not decided
     assert "**Partial**: 12 planned runs" in (results / "frappe_zoo.md").read_text()
+
+
+def test_movielens1m_zoo_reuses_the_movielens1m_study_and_compares_with_the_papers_ml1m_table(tmp_path):
+    import movielens1m_study
+    import movielens1m_zoo
+    data = movielens1m_zoo.ML1M
+    planned = zoo.plan(data)
+    assert len(planned) == 18 and {r.config for r in planned} == {"movielens1m_ctr"}
+    assert planned[0].expected_config()["dataset"]["name"] == load_config("movielens1m_ctr").dataset.name
+    results = tmp_path / "results"
+    main = {r.name: r for r in movielens1m_study.plan()}
+    for seed in zoo.SEEDS:
+        store(results / movielens1m_study.RUNS_DIR, main[f"dcnv2_s{seed}"], 0.807 + (seed - 2023) * 1e-4, 0.527)
+        store(results / movielens1m_study.RUNS_DIR, main[f"fsdnet_s{seed}"], 0.812 + (seed - 2023) * 1e-4, 0.519)
+        store(results / data.runs_dir, data.run("dcn", seed), 0.806 + (seed - 2023) * 1e-4, 0.528)
+    result = movielens1m_zoo.write_report(results)
+    assert set(result["fsd_gains"]) == {"dcnv2"} and result["fsd_gains"]["dcnv2"]["auc_gain"] == pytest.approx(0.005)
+    assert result["fsd_gains"]["dcnv2"]["paper_auc_gain"] == pytest.approx(0.8190 - 0.8145)
+    assert result["models"]["dcn"]["paper_parameters"] is None and len(result["missing"]) == 15
+    text = (results / "movielens1m_zoo.md").read_text()
+    assert text.startswith("# MovieLens-1M: FSD on four base models (paper Table 3)") and "| dcn | 3 |" in text
+    assert not (results / "frappe_zoo.md").exists()
 
 
 def test_tf4ctr_report_compares_with_the_official_seeds(tmp_path):
