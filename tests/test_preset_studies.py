@@ -105,8 +105,23 @@ def test_kd_report_pairs_students_with_their_teachers(tmp_path):
     kd = result["models"]["kd_outer"]
     assert kd["auc_gap_to_teacher"] == pytest.approx(-0.0005) and kd["flops_ratio"] == pytest.approx(11_240 / 462_480)
     assert [t["met"] for t in result["targets"]] == [True, True, True, True]
-    assert set(result["missing"]) == {r.name for r in kd_study.tune_runs(work) + kd_study.tuned_runs(work)}
+    assert set(result["missing"]) == {r.name for r in kd_study.tune_runs(work) + kd_study.tuned_runs(work)
+                                      + kd_study.tuned_scratch_runs()}
     assert "**kd_outer**" in (results / "frappe_menu.md").read_text()
+    # the tuned student: decided once it and its no-distillation baseline have every seed
+    for run in kd_study.tune_runs(work, zoo.SEEDS, (kd_study.TUNED,)):
+        store(results / "frappe_kd_runs", run, 0.9836, 0.15)
+    assert kd_study.write_report(results, work)["targets"][-2]["met"] is None          # baseline not trained
+    scratch = kd_study.tuned_scratch_runs()
+    assert {dict(r.settings)["model.dagfm.depth"] for r in scratch} == {4}
+    assert scratch[0].expected_config()["model"]["dagfm"]["teacher_type"] == "none"
+    for run in scratch:
+        store(results / "frappe_kd_runs", run, 0.9837 + (run.seed - 2023) * 1e-5, 0.15)   # beats the student
+    (results / "frappe_menu_serving.json").write_text(json.dumps({"entries": [
+        {"name": "kd_teacher", "grpc_sustained_examples_per_second": 100},
+        {"name": kd_study.TUNED, "grpc_sustained_examples_per_second": 210}]}))
+    tuned = kd_study.write_report(results, work)["targets"][-2]
+    assert tuned["met"] is False and "without distillation 0.98371" in tuned["detail"] and "2.10×" in tuned["detail"]
 
 
 def test_kd_report_has_a_movielens_section_from_stored_runs(tmp_path):
