@@ -137,16 +137,36 @@ def render(result: dict, missing: list[str]) -> str:
         lines += ["\n## FSDNet per head (test AUC, mean ± std)\n", "| head | test AUC |", "|---|---|"]
         for name, (mean, std) in zip(fsdnet["head_names"] or [], fsdnet["head_auc"]):
             lines.append(f"| {name} | {plus_minus(mean, std, 5)} |")
+    lines += zoo_lines(result.get("zoo"))
     lines += ["\n## Targets\n"] + target_lines(result["targets"])
     if missing:
         lines.append(f"\nNot stored yet ({len(missing)}): {', '.join(missing)}.")
     return "\n".join(lines) + "\n"
 
 
+def zoo_lines(zoo_result: dict | None) -> list[str]:
+    """The FSD gain per base model from the MovieLens-1M zoo's report (``movielens1m_zoo.py``)."""
+    if not zoo_result:
+        return []
+    lines = ["\n## FSD on the other base models ([`movielens1m_zoo.md`](movielens1m_zoo.md), 3 seeds)\n",
+             "| base → + FSD | AUC gain (p) | logloss reduction (p) | paper AUC / logloss gain |", "|---|---|---|---|"]
+    for base, g in zoo_result["fsd_gains"].items():
+        lines.append(f"| {zoo.LABELS[base]} | {g['auc_gain']:+.5f} ({p_text(g['p_value_auc'])}) | "
+                     f"{g['logloss_gain']:+.4f} ({p_text(g['p_value_logloss'])}) | "
+                     f"{g['paper_auc_gain']:+.4f} / {g['paper_logloss_gain']:+.4f} |")
+    lines += [""] + target_lines([(t["target"], t["met"], t["detail"]) for t in zoo_result["targets"]])
+    if zoo_result["missing"]:
+        lines.append(f"\nThe zoo is partial: {len(zoo_result['missing'])} runs not stored yet.")
+    return lines
+
+
 def write_report(results_dir: pathlib.Path) -> dict:
     adopt_kd_teachers(results_dir)
     runs, missing = collect(results_dir)
     result = compute(runs)
+    zoo_path = results_dir / "movielens1m_zoo.json"
+    if zoo_path.is_file():
+        result["zoo"] = json.loads(zoo_path.read_text())
     return publish_report(results_dir, "movielens1m", result, targets(result, missing), missing, render)
 
 

@@ -71,6 +71,9 @@ def test_movielens1m_zoo_reuses_the_movielens1m_study_and_compares_with_the_pape
     text = (results / "movielens1m_zoo.md").read_text()
     assert text.startswith("# MovieLens-1M: FSD on four base models (paper Table 3)") and "| dcn | 3 |" in text
     assert not (results / "frappe_zoo.md").exists()
+    main_report = movielens1m_study.write_report(results)      # the ML-1M report carries the zoo's gains
+    assert main_report["zoo"]["fsd_gains"]["dcnv2"]["auc_gain"] == pytest.approx(0.005)
+    assert "| DCNv2 | +0.00500 (" in (results / "movielens1m.md").read_text()
 
 
 def test_tf4ctr_report_compares_with_the_official_seeds(tmp_path):
