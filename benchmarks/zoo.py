@@ -133,7 +133,7 @@ def compute(runs: dict, speed: dict | None, data: ZooData = FRAPPE) -> dict:
         models[model] = {"seeds": [r["seed"] for r in chosen], "auc_mean": auc[0], "auc_std": auc[1],
                          "logloss_mean": ll[0], "logloss_std": ll[1],
                          "epochs_mean": sum(len(r["epochs"]) for r in chosen) / len(chosen),
-                         "parameters": (speed or {}).get("parameters", {}).get(model),
+                         "parameters": (speed or {}).get("parameters", {}).get(model) or chosen[0].get("parameters"),
                          "paper_parameters": (data.paper_parameters or {}).get(model),
                          "steps_only_examples_per_second": (speed or {}).get("examples_per_second", {}).get(model)}
     gains = {}
