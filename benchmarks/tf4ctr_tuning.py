@@ -82,9 +82,6 @@ class Search:
     def selected(self) -> Variant | None:
         return self.winners[-1] if self.finished and self.winners else None
 
-    def variants(self) -> dict[str, Variant]:
-        return {name: v for round_ in self.rounds for name, (v, _) in round_.items()}
-
 
 def tuned_run(variant: str, settings: tuple, seed: int) -> zoo.ZooRun:
     merged = dict(tf4ctr_study.AUTHORS_SETTINGS)
