@@ -47,7 +47,7 @@ class DAGFMStudent(tf_keras.Model):
 
     def student_logit(self, stacked: tf.Tensor, training: Optional[bool] = None) -> tuple[tf.Tensor, list]:
         """The logit and the DAGFM states, field-major (F, B, D)."""
-        logit, states = self.dagfm(stacked)          # states field-major, (F, B, D)
+        logit, states = self.dagfm(stacked)
         if self.cfg.dagfm.deep:
             summed = tf.transpose(tf.add_n(states), [1, 0, 2])
             deep = self.deep(tf.reshape(summed, [-1, summed.shape[1] * summed.shape[2]]), training=training)
