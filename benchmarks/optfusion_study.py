@@ -7,7 +7,9 @@
 Per seed (2023–2025): ``optfusion_hard`` (search → derive → OptFusion-Hard re-train, the
 shipped settings of SPEC_WAVE2 §3.6 with the dataset's config) and ``optfusion_soft`` (the
 same search re-trained soft: ``model.optfusion.search_run`` points at the hard run, so one
-search serves both). The hand-wired models are the stored runs of the zoo and main studies
+search serves both). Each schedule of ``SCHEDULES`` repeats them with other settings; ``zoo``
+gives the Dense blocks the hand-wired deep towers' regularisation (BatchNorm, and the dataset
+config's ``model.dropout``), since the authors' unregularised blocks stop early on Frappe. The hand-wired models are the stored runs of the zoo and main studies
 (same files, same seeds). Resumable: stored runs (``results/<dataset>_optfusion_runs/``) are
 never trained again; a seed's soft run starts when its hard run has finished. The report,
 ``<dataset>_optfusion.md`` / ``.json``, is rebuilt after every finished run, with each seed's
@@ -36,25 +38,38 @@ DATASETS = {  # config, hand-wired runs (results subdirectory → models), data 
 }
 LABELS = {"optfusion_hard": "OptFusion-Hard", "optfusion_soft": "OptFusion-Soft",
           "optfusion_hard_e100": "OptFusion-Hard (≤ 100 epochs)", "optfusion_soft_e100": "OptFusion-Soft (≤ 100 epochs)",
+          "optfusion_hard_zoo": "OptFusion-Hard (zoo blocks, ≤ 100 epochs)",
+          "optfusion_soft_zoo": "OptFusion-Soft (zoo blocks, ≤ 100 epochs)",
           "dcn": "DCN", "dcnv2": "DCNv2", "fsdnet": "FSDNet"}
-DERIVED = ("optfusion_hard", "optfusion_soft", "optfusion_hard_e100", "optfusion_soft_e100")
+DERIVED = ("optfusion_hard", "optfusion_soft", "optfusion_hard_e100", "optfusion_soft_e100", "optfusion_hard_zoo",
+           "optfusion_soft_zoo")
 SEARCH_COST_TARGET = 3.0
 log = logging.getLogger("optfusion_study")
 
 
-# The shipped OptFusion settings (SPEC_WAVE2 §3.6: ≤ 20 epochs per phase) and the same with
-# up to 100 (the hand-wired runs' train.max_epochs), patience 2 both.
-SCHEDULES = {"spec": ("", ()), "e100": ("_e100", (("model.optfusion.max_epochs", 100),))}
+# The shipped OptFusion settings (SPEC_WAVE2 §3.6: ≤ 20 epochs per phase), the same with up to
+# 100 (the hand-wired runs' train.max_epochs), patience 2 all, and with the zoo's deep blocks.
+SCHEDULES = {"spec": ("", ()), "e100": ("_e100", (("model.optfusion.max_epochs", 100),)),
+             "zoo": ("_zoo", (("model.optfusion.max_epochs", 100), ("model.optfusion.batch_norm", True)))}
+DATASET_DROPOUT_SCHEDULES = ("zoo",)     # these also set model.optfusion.dropout to the config's model.dropout
+
+
+def schedule_settings(schedule: str, config: str) -> tuple[str, tuple]:
+    suffix, settings = SCHEDULES[schedule]
+    if schedule in DATASET_DROPOUT_SCHEDULES:
+        from fsdnet_tf.config import load_config
+        settings += (("model.optfusion.dropout", load_config(config).model.dropout),)
+    return suffix, settings
 
 
 def hard_run(seed: int, config: str, schedule: str = "spec") -> zoo.ZooRun:
-    suffix, settings = SCHEDULES[schedule]
+    suffix, settings = schedule_settings(schedule, config)
     return zoo.ZooRun("optfusion", seed, group="optfusion", label=f"optfusion_hard{suffix}", config=config,
                       settings=settings)
 
 
 def soft_run(seed: int, config: str, work_dir: pathlib.Path, schedule: str = "spec") -> zoo.ZooRun:
-    suffix, settings = SCHEDULES[schedule]
+    suffix, settings = schedule_settings(schedule, config)
     search = work_dir / "runs" / hard_run(seed, config, schedule).name
     return zoo.ZooRun("optfusion", seed, group="optfusion", label=f"optfusion_soft{suffix}", config=config,
                       settings=settings + (("model.optfusion.mode", "soft"), ("model.optfusion.search_run", str(search))))

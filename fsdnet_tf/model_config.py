@@ -104,7 +104,9 @@ class OptFusionConfig:
     run whose search this run derives from and inherits (one search, several re-trains).
     ``product``: filtered (ours, both phases) or authors (plain in search and soft re-train).
     ``block_width``: the Dense blocks' width; null is d0, another width gets a linear adapter
-    back to d0 (``width_adapter: project``) or is refused (``reject``).
+    back to d0 (``width_adapter: project``) or is refused (``reject``). ``batch_norm`` and
+    ``dropout`` regularise the Dense blocks as the zoo's deep towers are (Dense → BatchNorm →
+    ReLU → Dropout, in search and re-train); the authors' blocks have neither (the defaults).
     """
     mode: Literal["hard", "soft", "add"] = "hard"
     product: Literal["filtered", "authors"] = "filtered"
@@ -117,6 +119,8 @@ class OptFusionConfig:
     search_run: Optional[str] = None
     block_width: Optional[int] = None
     width_adapter: Literal["project", "reject"] = "reject"
+    batch_norm: bool = False
+    dropout: float = 0.0
     batch_size: int = 4096
     learning_rate: float = 1e-3
     retrain_learning_rate: Optional[float] = None
@@ -288,6 +292,8 @@ def _validate_optfusion(m: ModelConfig) -> ModelConfig:
         raise ConfigError("model.optfusion.block_width: must be >= 1 or null (d0 = fields × embedding_dim)")
     if not 0.0 < o.held_out_fraction < 0.5:
         raise ConfigError("model.optfusion.held_out_fraction: must be in (0, 0.5)")
+    if not 0 <= o.dropout < 1:
+        raise ConfigError(f"model.optfusion.dropout: {o.dropout} is not in [0, 1)")
     return dataclasses.replace(m, optfusion=o)
 
 

@@ -167,8 +167,10 @@ def test_unreachable_blocks_and_unchosen_operations_are_not_built():
     assert arch.reachable() == {0, 1, 2, 3, 4, 6, 8}
 
 
-def test_the_derived_network_inherits_every_weight_and_soft_reproduces_the_supernet(tmp_path):
-    supernet = build(("a", "b"), 2)
+@pytest.mark.parametrize("blocks", [(), ("model.optfusion.batch_norm=true", "model.optfusion.dropout=0.5")],
+                         ids=["authors", "regularised"])
+def test_the_derived_network_inherits_every_weight_and_soft_reproduces_the_supernet(tmp_path, blocks):
+    supernet = build(("a", "b"), 2, None, *blocks)
     rng = np.random.default_rng(0)
     network = supernet.network
     network.connection_logits.assign(rng.normal(size=(9, 9)).astype(np.float32))
@@ -179,16 +181,51 @@ def test_the_derived_network_inherits_every_weight_and_soft_reproduces_the_super
     a, phi = network.connection_logits.numpy(), network.operation_logits.numpy()
     for mode in ("soft", "hard"):
         arch = derive(a, phi, 3, 4, mode, "filtered")
-        derived = build(("a", "b"), 2, arch)
+        derived = build(("a", "b"), 2, arch, *blocks)
         tf.train.Checkpoint(model=derived).read(path).expect_partial().assert_existing_objects_matched()
         by_path = {v.name.split("/", 1)[1]: v.numpy() for v in supernet.variables}
         for v in derived.variables:
             np.testing.assert_array_equal(v.numpy(), by_path[v.name.split("/", 1)[1]], err_msg=v.name)
         assert not derived.architecture_variables
-    soft = build(("a", "b"), 2, derive(a, phi, 3, 4, "soft", "filtered"))
+    soft = build(("a", "b"), 2, derive(a, phi, 3, 4, "soft", "filtered"), *blocks)
     tf.train.Checkpoint(model=soft).read(path).expect_partial()
     np.testing.assert_allclose(soft.named_outputs(features).logits["final"].numpy(),
                                supernet.named_outputs(features).logits["final"].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_regularised_deep_block_hand_values_and_training_mode():
+    from fsdnet_tf.layers.optfusion import DeepBlock
+    block = DeepBlock(2, 2, batch_norm=True, dropout=0.5, seed=11)
+    u = tf.constant([[1.0, -2.0], [0.5, 3.0]])
+    block(u)
+    block.dense.kernel.assign([[1.0, -1.0], [2.0, 0.5]])
+    block.dense.bias.assign([0.5, 0.0])
+    block.normalise.moving_mean.assign([1.0, -1.0])
+    block.normalise.moving_variance.assign([4.0, 1.0])
+    # inference: ReLU((W·u + β − mean) / √(var + ε)), no dropout
+    dense = u.numpy() @ np.array([[1.0, -1.0], [2.0, 0.5]]) + [0.5, 0.0]
+    expected = np.maximum((dense - [1.0, -1.0]) / np.sqrt(np.array([4.0, 1.0]) + 1e-5), 0.0)
+    np.testing.assert_allclose(block(u, training=False).numpy(), expected, rtol=1e-5)
+    # training: batch statistics, and each unit is 0 or twice its ReLU value under dropout 0.5
+    trained = block(u, training=True).numpy()
+    mean, var = dense.mean(0), dense.var(0)
+    relu = np.maximum((dense - mean) / np.sqrt(var + 1e-5), 0.0)
+    assert np.all(np.isclose(trained, 0.0, atol=1e-6) | np.isclose(trained, 2 * relu, rtol=1e-4))
+    np.testing.assert_allclose(block.normalise.moving_mean.numpy(), 0.9 * np.array([1.0, -1.0]) + 0.1 * mean,
+                               rtol=1e-5)
+
+
+def test_the_model_passes_training_to_the_deep_blocks():
+    model = build(("a", "b"), 2, None, "model.optfusion.batch_norm=true", "model.optfusion.dropout=0.5")
+    features = {"a": tf.constant([1, 4, 6, 2]), "b": tf.constant([0, 2, 5, 1])}
+    moving = model.network.blocks["d1"].normalise.moving_mean
+    before = moving.numpy().copy()
+    inference = model.named_outputs(features, training=False).logits["final"].numpy()
+    np.testing.assert_array_equal(model.named_outputs(features).logits["final"].numpy(), inference)
+    assert not np.array_equal(model.named_outputs(features, training=True).logits["final"].numpy(), inference)
+    assert not np.array_equal(moving.numpy(), before)
+    with pytest.raises(ConfigError, match="model.optfusion.dropout"):
+        optfusion_config("model.optfusion.dropout=1.0")
 
 
 def test_block_width_contract():

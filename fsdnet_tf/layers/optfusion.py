@@ -16,6 +16,7 @@ from typing import Optional
 import tensorflow as tf
 import tf_keras
 
+from fsdnet_tf.layers.towers import CountedDropout
 from fsdnet_tf.models.architecture import (OPERATIONS, Architecture, fusion_destinations, node_names,
                                            output_node, sources)
 
@@ -52,21 +53,32 @@ class CrossV1Block(tf_keras.layers.Layer):
 
 
 class DeepBlock(tf_keras.layers.Layer):
-    """ReLU(W·u + β), no BN, no dropout; a block wider or narrower than x0 is projected back to
-    x0's width by a linear adapter, so that every node can be added, multiplied or attended."""
+    """ReLU(W·u + β) — the authors' block, no BN, no dropout — or, with ``batch_norm`` and
+    ``dropout``, the zoo's deep block Dense → BatchNorm → ReLU → Dropout; a block wider or
+    narrower than x0 is projected back to x0's width by a linear adapter, so that every node can
+    be added, multiplied or attended."""
 
-    def __init__(self, width: int, block_width: int, **kwargs):
+    def __init__(self, width: int, block_width: int, batch_norm: bool = False, dropout: float = 0.0,
+                 seed: int = 0, **kwargs):
         super().__init__(**kwargs)
-        self.width, self.block_width = width, block_width
-        self.dense = torch_dense(block_width, width, activation="relu", name="dense")
+        self.width, self.block_width, self.batch_norm, self.dropout = width, block_width, batch_norm, dropout
+        self.dense = torch_dense(block_width, width, activation=None if batch_norm else "relu", name="dense")
+        self.normalise = (tf_keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="bn")
+                          if batch_norm else None)
+        self.drop = CountedDropout(dropout, seed=seed, name="dropout") if dropout > 0 else None
         self.adapter = torch_dense(width, block_width, name="adapter") if block_width != width else None
 
-    def call(self, u: tf.Tensor) -> tf.Tensor:
+    def call(self, u: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
         h = self.dense(u)
+        if self.normalise is not None:
+            h = tf.nn.relu(self.normalise(h, training=training))
+        if self.drop is not None:
+            h = self.drop(h, training=training)
         return self.adapter(h) if self.adapter is not None else h
 
     def get_config(self):
-        return {**super().get_config(), "width": self.width, "block_width": self.block_width}
+        return {**super().get_config(), "width": self.width, "block_width": self.block_width,
+                "batch_norm": self.batch_norm, "dropout": self.dropout}
 
 
 class AttentionSlot(tf_keras.layers.Layer):
@@ -148,10 +160,13 @@ class OptFusionNetwork(tf_keras.layers.Layer):
     """x0 → the block graph → the output logit z = vᵀ·Fuse_{2L}(…) + v0, and every block's output.
 
     ``architecture`` None: the supernet (all blocks, all operations, learned gates and mixtures).
+    ``batch_norm`` / ``dropout``: the Dense blocks' regularisation (:class:`DeepBlock`); block
+    node n's dropout masks are seeded by ``seed``·1000 + n.
     """
 
     def __init__(self, layers: int, width: int, block_width: int, product: str, init_constant: float,
-                 architecture: Optional[Architecture] = None, **kwargs):
+                 architecture: Optional[Architecture] = None, batch_norm: bool = False, dropout: float = 0.0,
+                 seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.num_layers, self.width, self.product, self.init_constant = layers, width, product, init_constant
         self.architecture = architecture
@@ -161,8 +176,8 @@ class OptFusionNetwork(tf_keras.layers.Layer):
         self.blocks = {}
         for node in sorted(built - {0, last}):
             name = names[node]
-            self.blocks[name] = (DeepBlock(width, block_width, name=name) if node % 2 and node > 1
-                                 else CrossV1Block(name=name))
+            self.blocks[name] = (DeepBlock(width, block_width, batch_norm, dropout, seed=seed * 1000 + node, name=name)
+                                 if node % 2 and node > 1 else CrossV1Block(name=name))
         self.fusions = {}
         for r in fusion_destinations(layers):
             if r not in built:
@@ -206,7 +221,7 @@ class OptFusionNetwork(tf_keras.layers.Layer):
         op = self.architecture.operations[destination]
         return op if isinstance(op, dict) else None
 
-    def call(self, x0: tf.Tensor) -> tuple[tf.Tensor, dict]:
+    def call(self, x0: tf.Tensor, training: Optional[bool] = None) -> tuple[tf.Tensor, dict]:
         names, last = node_names(self.num_layers), output_node(self.num_layers)
         nodes = {0: x0}
         if "C0" in self.blocks:
@@ -224,7 +239,7 @@ class OptFusionNetwork(tf_keras.layers.Layer):
             if r == last:
                 logit = tf.squeeze(self.output_logit(tf.cast(u, tf.float32)), axis=-1)
             elif r % 2:
-                nodes[r] = self.blocks[name](u)
+                nodes[r] = self.blocks[name](u, training=training)
             else:
                 nodes[r] = self.blocks[name](x0, u)
         return logit, {f"block/{names[n]}": v for n, v in nodes.items() if n > 0}

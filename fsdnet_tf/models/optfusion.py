@@ -52,7 +52,8 @@ class OptFusionModel(tf_keras.Model):
         self.embedding = FieldEmbedding(self.fields, vocab_sizes, cfg.embedding_dim, cfg.embedding_l2,
                                         stddev=o.emb_std, name="embedding")
         self.network = OptFusionNetwork(cfg.cross_layers, width, block_width(cfg, width), o.product,
-                                        o.init_constant, architecture, name="network")
+                                        o.init_constant, architecture, batch_norm=o.batch_norm, dropout=o.dropout,
+                                        seed=seed, name="network")
 
     @property
     def architecture_variables(self) -> list[tf.Variable]:
@@ -65,7 +66,7 @@ class OptFusionModel(tf_keras.Model):
         return [v for v in self.trainable_variables if id(v) not in arch]
 
     def named_outputs(self, features: dict, training: Optional[bool] = None) -> ModelOutputs:
-        logit, reps = self.network(self.embedding(features))
+        logit, reps = self.network(self.embedding(features), training=training)
         return ModelOutputs({OUTPUT_HEAD: logit}, reps, tf.sigmoid(logit), {})
 
     def call(self, features: dict, training: Optional[bool] = None) -> tf.Tensor:

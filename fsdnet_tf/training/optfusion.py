@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 ARCHITECTURE_FILE, ARCHITECTURE_PLOT = "architecture.json", "architecture.png"
 # Settings a search_run must share with this run for its weights to fit the derived network.
 SEARCH_SHAPE_KEYS = ("embedding_dim", "cross_layers")
-SEARCH_SHAPE_OPTFUSION_KEYS = ("product", "block_width", "width_adapter", "emb_std")
+SEARCH_SHAPE_OPTFUSION_KEYS = ("product", "block_width", "width_adapter", "emb_std", "batch_norm")
 
 
 def bce_loss(model, batch: dict, replicas: int) -> tuple[dict, tf.Tensor]:
