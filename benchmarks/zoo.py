@@ -157,10 +157,12 @@ def targets(result: dict) -> list[tuple[str, bool | None, str]]:
     higher = [b for b, g in gains.items() if g["auc_gain"] > 0]
     return [("FSD lowers the test logloss of every base model with Welch p < 0.05",
              len(lower) == len(FSD_OF) if complete else None,
-             f"{len(lower)} of {len(gains)} measured ({', '.join(LABELS[b] for b in lower) or 'none'})"),
+             f"holds for {len(lower)} of the {len(gains)} base models measured "
+             f"({', '.join(LABELS[b] for b in lower) or 'none'})"),
             ("FSD raises the test AUC of at least three of the four base models",
              len(higher) >= 3 if complete else None,
-             f"{len(higher)} of {len(gains)} measured ({', '.join(LABELS[b] for b in higher) or 'none'})")]
+             f"holds for {len(higher)} of the {len(gains)} base models measured "
+             f"({', '.join(LABELS[b] for b in higher) or 'none'})")]
 
 
 def _p(value: float | None) -> str:

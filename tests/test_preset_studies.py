@@ -73,7 +73,20 @@ def test_movielens1m_zoo_reuses_the_movielens1m_study_and_compares_with_the_pape
     assert not (results / "frappe_zoo.md").exists()
     main_report = movielens1m_study.write_report(results)      # the ML-1M report carries the zoo's gains
     assert main_report["zoo"]["fsd_gains"]["dcnv2"]["auc_gain"] == pytest.approx(0.005)
-    assert "| DCNv2 | +0.00500 (" in (results / "movielens1m.md").read_text()
+    report = (results / "movielens1m.md").read_text()
+    assert "| DCNv2 | +0.00500 (" in report
+    assert "- FSDNet beats DCNv2 on AUC (paper 0.8190 vs 0.8145, +0.0045): **holds** — +0.00500" in report
+    assert "- FSDNet beats DCNv2 on logloss (paper 0.5087 vs 0.5200, -0.0113): **holds** — -0.0080" in report
+    assert "FSD raises DCN's AUC" not in report            # the zoo is partial: no per-base claims yet
+    assert "**do not carry over** to these files — ours 0.8121 / 0.5190" in report
+
+
+def test_a_claim_holds_only_the_papers_way_with_p_below_005():
+    import movielens1m_study
+    assert movielens1m_study.verdict(True, 0.01) == "**holds**"
+    assert movielens1m_study.verdict(True, 0.2).endswith("**not shown** (p ≥ 0.05)")
+    assert movielens1m_study.verdict(True, None).endswith("**not shown** (p ≥ 0.05)")
+    assert movielens1m_study.verdict(False, 0.001) == "**does not hold**"
 
 
 def test_tf4ctr_report_compares_with_the_official_seeds(tmp_path):
