@@ -152,7 +152,7 @@ def render(result: dict, missing: list[str]) -> str:
 def verdict(same_way: bool, p: float | None) -> str:
     if not same_way:
         return "**does not hold**"
-    return "**holds**" if p is not None and p < zoo.TARGET_P else "same way, **not shown** (p ≥ 0.05)"
+    return "**holds**" if p is not None and p < zoo.TARGET_P else f"same way, **not shown** (p ≥ {zoo.TARGET_P:g})"
 
 
 def claim_lines(result: dict) -> list[str]:

@@ -9,8 +9,8 @@ shipped settings of SPEC_WAVE2 §3.6 with the dataset's config) and ``optfusion_
 same search re-trained soft: ``model.optfusion.search_run`` points at the hard run, so one
 search serves both). Each schedule of ``SCHEDULES`` repeats them with other settings; ``zoo``
 gives the Dense blocks the hand-wired deep towers' regularisation (BatchNorm, and the dataset
-config's ``model.dropout``), since the authors' unregularised blocks stop early on Frappe. The hand-wired models are the stored runs of the zoo and main studies
-(same files, same seeds). Resumable: stored runs (``results/<dataset>_optfusion_runs/``) are
+config's ``model.dropout``). The hand-wired models are the stored runs of the zoo and main
+studies (same files, same seeds). Resumable: stored runs (``results/<dataset>_optfusion_runs/``) are
 never trained again; a seed's soft run starts when its hard run has finished. The report,
 ``<dataset>_optfusion.md`` / ``.json``, is rebuilt after every finished run, with each seed's
 derived wiring as ``<dataset>_optfusion_arch_s<seed>.png``.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import datetime
+import functools
 import json
 import logging
 import pathlib
@@ -54,11 +55,16 @@ SCHEDULES = {"spec": ("", ()), "e100": ("_e100", (("model.optfusion.max_epochs",
 DATASET_DROPOUT_SCHEDULES = ("zoo",)     # these also set model.optfusion.dropout to the config's model.dropout
 
 
+@functools.lru_cache(maxsize=None)
+def dataset_dropout(config: str) -> float:
+    from fsdnet_tf.config import load_config
+    return load_config(config).model.dropout
+
+
 def schedule_settings(schedule: str, config: str) -> tuple[str, tuple]:
     suffix, settings = SCHEDULES[schedule]
     if schedule in DATASET_DROPOUT_SCHEDULES:
-        from fsdnet_tf.config import load_config
-        settings += (("model.optfusion.dropout", load_config(config).model.dropout),)
+        settings += (("model.optfusion.dropout", dataset_dropout(config)),)
     return suffix, settings
 
 

@@ -15,8 +15,8 @@ are stored: run the command until nothing is missing.
 ``CONFIRMATION_SEEDS``: the selected variant's comparison with the official code was extended from
 three to five seeds (2023–2027, as the MovieLens-1M main comparison) after its three-seed p (0.10)
 was seen. That extension was declared once, before its runs, and is final: the report gives the
-three-seed and the five-seed figures side by side and the target reads the five seeds. The untuned model's runs are the TF4CTR
-study's. Runs are stored in ``benchmarks/results/frappe_tf4ctr_tuning_runs/``, the report in
+three-seed and the five-seed figures side by side and the target reads the five seeds. The
+untuned model's runs are the TF4CTR study's. Runs are stored in ``benchmarks/results/frappe_tf4ctr_tuning_runs/``, the report in
 ``frappe_tf4ctr_tuning.md`` / ``.json``.
 """
 from __future__ import annotations
