@@ -3,10 +3,13 @@
     .venv/bin/python benchmarks/scale.py --work-dir /work/study/scale --rows 1000000 [10000000 ...] [--train]
 
 Per size: ``fsdnet-criteo-synth`` writes the gzipped log (timed separately), then
-``fsdnet-transform --config criteo`` runs on it in its own process, whose peak resident memory
-(the process and its children, from ``getrusage``) is recorded with the wall time and the output's
-size on disk. The report (``results/scale.md`` / ``.json``) gives the growth between sizes and a
-linear projection to 45 M rows from the largest two. With ``--train``, one epoch of
+``fsdnet-transform --config criteo`` runs on it in its own process, once per local runner mode
+(``--modes``: in one process, and with one worker process per core), one after the other; the
+wall time, the peak resident memory of the tool and its worker processes together (sampled
+from /proc, RSS summed, so shared pages count once per process) and the output's size on disk
+are recorded. The report (``results/scale.md`` / ``.json``) gives the ratio of the modes, and for
+the mode the tool picks by default the growth between sizes and a linear projection to 45 M
+rows from the largest two. With ``--train``, one epoch of
 ``fsdnet-train --config criteo`` (FSDNet, streamed from the TFRecords: ``train.in_memory`` false)
 on each size's output, with its peak memory, and the input pipeline alone over the same epoch
 (``TrainInput.dataset`` iterated without training), whose time over the epoch's is its share.
@@ -16,6 +19,7 @@ Run it on an otherwise idle machine.
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime
 import json
 import os
@@ -23,17 +27,22 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from study_common import write_atomic  # noqa: E402
+from pipelines.local_runner import usable_cores, with_runner_defaults  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 CRITEO_ROWS = 45_840_617
 TARGET_ROWS_PER_SECOND, TARGET_PEAK_GIB = 30_000, 4.0
 SOURCE = "dataset.splits.source=train.txt.gz"   # the generated log, for transform and training alike
+MODES = {"in-process": ["--direct_running_mode=in_memory"],
+         "processes": ["--direct_running_mode=multi_processing", f"--direct_num_workers={usable_cores()}"]}
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
 def revision() -> str:
@@ -44,15 +53,54 @@ def directory_bytes(path: pathlib.Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def tree_rss_bytes(root: int) -> int:
+    """The resident memory of process ``root`` and all its descendants, summed."""
+    children = collections.defaultdict(list)
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = pathlib.Path(entry.path, "stat").read_text()
+            except OSError:
+                continue
+            children[int(stat.rsplit(")", 1)[1].split()[1])].append(int(entry.name))
+    total, pending = 0, [root]
+    while pending:
+        pid = pending.pop()
+        pending += children[pid]
+        try:
+            total += int(pathlib.Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
+        except OSError:
+            pass
+    return total
+
+
 def run_child(command: list[str]) -> tuple[float, float]:
-    """Run ``command`` from the repository; its wall seconds and its own peak RSS in GiB."""
+    """Run ``command`` from the repository; its wall seconds and the peak resident memory in GiB of
+    the process and its descendants together (sampled every 0.2 s; at least the process's own
+    exact peak)."""
     started = time.perf_counter()
     child = subprocess.Popen(command, cwd=REPO)
+    peak, done = [0], threading.Event()
+
+    def sample():
+        while not done.wait(0.2):
+            peak[0] = max(peak[0], tree_rss_bytes(child.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     _, status, usage = os.wait4(child.pid, 0)
+    done.set()
+    sampler.join()
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode:
         raise subprocess.CalledProcessError(child.returncode, command)
-    return time.perf_counter() - started, usage.ru_maxrss / 2 ** 20
+    return time.perf_counter() - started, max(peak[0] / 2 ** 30, usage.ru_maxrss / 2 ** 20)
+
+
+def default_mode(input_bytes: int) -> str:
+    """The runner mode ``fsdnet-transform`` picks for an input of this size on this machine."""
+    return "processes" if "--direct_running_mode=multi_processing" in with_runner_defaults([], input_bytes) \
+        else "in-process"
 
 
 INPUT_ONLY = """
@@ -86,7 +134,7 @@ def measure_training(transform: pathlib.Path, run_dir: pathlib.Path) -> dict:
             "input_share": round(input_seconds / epoch["train_seconds"], 3)}
 
 
-def measure(work_dir: pathlib.Path, rows: int) -> dict:
+def measure(work_dir: pathlib.Path, rows: int, mode: str) -> dict:
     data_dir = work_dir / f"rows_{rows}"
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / "train.txt.gz"
@@ -98,10 +146,10 @@ def measure(work_dir: pathlib.Path, rows: int) -> dict:
     output = data_dir / "transform"
     shutil.rmtree(output, ignore_errors=True)
     seconds, peak = run_child([sys.executable, "-m", "pipelines.transform_cli", "--config", "criteo", "--set",
-                               SOURCE, "--data-dir", str(data_dir), "--output",
-                               str(output)])
+                               SOURCE, "--data-dir", str(data_dir), "--output", str(output)] + MODES[mode])
     stats = json.loads((output / "stats.json").read_text())
-    return {"rows": rows, "generate_seconds": round(generate_seconds, 1), "input_bytes": log.stat().st_size,
+    return {"rows": rows, "mode": mode, "default_mode": default_mode(log.stat().st_size),
+            "generate_seconds": round(generate_seconds, 1), "input_bytes": log.stat().st_size,
             "transform_seconds": round(seconds, 1), "rows_per_second": round(rows / seconds),
             "peak_rss_gib": round(peak, 2), "code": revision(),
             "output_bytes": directory_bytes(output), "vocabulary_tokens": sum(stats["vocab_size"].values()),
@@ -112,22 +160,32 @@ def report(results: list[dict]) -> str:
     lines = ["# Scale: the transform and training on Criteo-shaped synthetic logs", "",
              f"Generated {datetime.date.today().isoformat()} by `.venv/bin/python benchmarks/scale.py` on one machine "
              "with 2 CPU cores. `fsdnet-criteo-synth` logs (one gzipped file), `fsdnet-transform --config criteo` "
-             "(local FnApiRunner); seconds include start-up; peak RSS is the process's own.", "",
-             "| rows | transform s | rows/s | peak RSS GiB | input MB (gz) | output MB | vocabulary tokens | code | machine |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "on Beam's local FnApiRunner in one process or with one worker process per core (the tool's default "
+             "from 128 MiB of input); seconds include start-up; peak RSS is that of the tool and its worker "
+             "processes together.", "",
+             "| rows | runner | default | transform s | rows/s | peak RSS GiB | input MB (gz) | output MB | "
+             "vocabulary tokens | code | machine |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r['rows']:,} | {r['transform_seconds']:,} | {r['rows_per_second']:,} | "
-                     f"{r['peak_rss_gib'] if r['peak_rss_gib'] is not None else '—'} | {r['input_bytes'] / 1e6:,.1f} | "
-                     f"{r['output_bytes'] / 1e6:,.1f} | {r['vocabulary_tokens']:,} | {r.get('code', '—')} | "
-                     f"{r.get('conditions', 'idle')} |")
-    if len(results) >= 2:
-        a, b = results[-2], results[-1]
+        lines.append(f"| {r['rows']:,} | {r['mode']} | {'yes' if r['mode'] == r['default_mode'] else ''} | "
+                     f"{r['transform_seconds']:,} | {r['rows_per_second']:,} | {r['peak_rss_gib']} | "
+                     f"{r['input_bytes'] / 1e6:,.1f} | {r['output_bytes'] / 1e6:,.1f} | {r['vocabulary_tokens']:,} | "
+                     f"{r.get('code', '—')} | {r.get('conditions', 'idle')} |")
+    by_key = {(r["rows"], r["mode"]): r for r in results}
+    for rows in sorted({r["rows"] for r in results}):
+        if (rows, "in-process") in by_key and (rows, "processes") in by_key:
+            one, many = by_key[rows, "in-process"], by_key[rows, "processes"]
+            lines += ["", f"{rows:,} rows: the worker processes run {one['transform_seconds'] / many['transform_seconds']:.2f}× "
+                      f"as fast as one process ({one['code']} / {many['code']})."]
+    defaults = [r for r in results if r["mode"] == r["default_mode"]]
+    if len(defaults) >= 2:
+        a, b = defaults[-2], defaults[-1]
         per_row = (b["transform_seconds"] - a["transform_seconds"]) / (b["rows"] - a["rows"])
         projected = b["transform_seconds"] + per_row * (CRITEO_ROWS - b["rows"])
-        lines += ["", f"From {a['rows']:,} to {b['rows']:,} rows the time grows {b['transform_seconds'] / a['transform_seconds']:.2f}× "
-                  f"for {b['rows'] / a['rows']:.0f}× the rows and peak memory {b['peak_rss_gib'] / a['peak_rss_gib']:.2f}×; "
-                  f"linear from these two, Criteo's {CRITEO_ROWS:,} rows would take {projected / 3600:.2f} h "
-                  f"({CRITEO_ROWS / projected:,.0f} rows/s)."]
+        lines += ["", f"With the default runner, from {a['rows']:,} ({a['mode']}) to {b['rows']:,} rows ({b['mode']}) the "
+                  f"time grows {b['transform_seconds'] / a['transform_seconds']:.2f}× for {b['rows'] / a['rows']:.0f}× the "
+                  f"rows and peak memory {b['peak_rss_gib'] / a['peak_rss_gib']:.2f}×; linear from these two, "
+                  f"Criteo's {CRITEO_ROWS:,} rows would take {projected / 3600:.2f} h ({CRITEO_ROWS / projected:,.0f} rows/s)."]
     trained = [r for r in results if "training" in r]
     if trained:
         lines += ["", "## Training, one epoch streamed from the TFRecords (FSDNet, `--config criteo`, batch 4096)", "",
@@ -138,12 +196,12 @@ def report(results: list[dict]) -> str:
             lines.append(f"| {r['rows']:,} | {r['train_rows']:,} | {t['train_seconds']:,} | "
                          f"{t['train_examples_per_second']:,.0f} | {t['train_peak_rss_gib']} | "
                          f"{t['input_only_examples_per_second']:,} | {t['input_share']:.0%} |")
-    largest = results[-1]
+    largest = (defaults or results)[-1]
     met = largest["rows"] >= 10_000_000 and largest["rows_per_second"] >= TARGET_ROWS_PER_SECOND and (
         largest["peak_rss_gib"] or 0) < TARGET_PEAK_GIB
     lines += ["", f"Target: ≥ {TARGET_ROWS_PER_SECOND:,} rows/s at 10 M rows with memory under {TARGET_PEAK_GIB:g} GiB: "
-              + ("**met**." if met else f"**not met** (largest measured: {largest['rows']:,} rows at "
-                 f"{largest['rows_per_second']:,} rows/s, peak {largest['peak_rss_gib']} GiB).")]
+              + ("**met**" if met else "**not met**") + f" (default runner, largest measured: {largest['rows']:,} rows at "
+              f"{largest['rows_per_second']:,} rows/s, peak {largest['peak_rss_gib']} GiB)."]
     return "\n".join(lines) + "\n"
 
 
@@ -152,12 +210,17 @@ def main(argv=None) -> int:
     parser.add_argument("--work-dir", type=pathlib.Path, required=True)
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--train", action="store_true", help="also train one epoch on each size's output")
+    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES),
+                        help="local runner modes to measure, one after the other")
     parser.add_argument("--again", action="store_true", help="measure sizes already in the JSON anew")
     parser.add_argument("--conditions", default="idle", help="what else ran on the machine, for the report")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
     path = RESULTS / "scale.json"
-    results = {r["rows"]: r for r in (json.loads(path.read_text())["transform"] if path.is_file() else [])}
+    # Entries from before the runner modes were measured all ran in one process, then the default.
+    stored = [{"mode": "in-process", "default_mode": "in-process", **r}
+              for r in (json.loads(path.read_text())["transform"] if path.is_file() else [])]
+    results = {(r["rows"], r["mode"]): r for r in stored}
 
     def publish():
         ordered = [results[k] for k in sorted(results)]
@@ -168,17 +231,20 @@ def main(argv=None) -> int:
         publish()
         return 0
     for rows in args.rows:
-        if rows not in results or args.again:
-            results[rows] = {**measure(args.work_dir, rows), "conditions": args.conditions}
-            publish()
-            print(f"{rows:,} rows: transform {results[rows]['rows_per_second']:,} rows/s", flush=True)
-        if args.train and "training" not in results[rows]:
+        for mode in args.modes:
+            if (rows, mode) not in results or args.again:
+                results[rows, mode] = {**measure(args.work_dir, rows, mode), "conditions": args.conditions}
+                publish()
+                print(f"{rows:,} rows, {mode}: transform {results[rows, mode]['rows_per_second']:,} rows/s", flush=True)
+        trained = next((r for (n, _), r in results.items() if n == rows and "training" in r), None)
+        if args.train and trained is None:
+            # Trains on the last transform's output; the runner modes write the same records.
+            entry = results[rows, args.modes[-1]]
             transform = args.work_dir / f"rows_{rows}" / "transform"
-            results[rows]["train_rows"] = json.loads((transform / "stats.json").read_text())["splits"]["train"]["written"]
-            results[rows]["training"] = measure_training(transform, args.work_dir / f"rows_{rows}" / "run")
+            entry["train_rows"] = json.loads((transform / "stats.json").read_text())["splits"]["train"]["written"]
+            entry["training"] = measure_training(transform, args.work_dir / f"rows_{rows}" / "run")
             publish()
-            print(f"{rows:,} rows: training {results[rows]['training']['train_examples_per_second']:,.0f} examples/s",
-                  flush=True)
+            print(f"{rows:,} rows: training {entry['training']['train_examples_per_second']:,.0f} examples/s", flush=True)
     return 0
 
 

@@ -19,6 +19,9 @@ from fsdnet_tf.config_error import ConfigError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 FRAMEWORK_LOGGERS = ("absl", "tensorflow", "tensorflow_transform", "apache_beam")
+# Set by :func:`start` for the processes a tool starts (Beam's local workers), which import
+# TensorFlow quietly unless it is set.
+VERBOSE_ENV = "FSDNET_VERBOSE"
 
 
 class UsageError(ConfigError):
@@ -43,14 +46,19 @@ def own_or_warning(record: logging.LogRecord) -> bool:
 def start(verbose: bool, level: int = logging.INFO) -> None:
     """Logging at ``level`` for a tool's own progress, then TensorFlow imported (quietly unless ``verbose``)."""
     logging.basicConfig(level=level, format=LOG_FORMAT)
+    os.environ[VERBOSE_ENV] = "1" if verbose else ""
     if verbose:
         import tensorflow  # noqa: F401
         return
-    for name in FRAMEWORK_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_framework_loggers()
     for handler in logging.getLogger().handlers:
         handler.addFilter(own_or_warning)
     import_tensorflow_quietly()
+
+
+def quiet_framework_loggers() -> None:
+    for name in FRAMEWORK_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def import_tensorflow_quietly() -> None:

@@ -43,29 +43,17 @@ from apache_beam.utils.windowed_value import WindowedValue
 from fsdnet_tf.config import SPLITS, DatasetConfig, dump_config
 from fsdnet_tf.features import LABEL_KEY, FeatureContract, vocabulary_name
 from pipelines.inputs import check_arguments
-from pipelines.reading import (METRIC_NAMESPACE, SPLIT_COLUMN, DataError, arrow_schema,
+from pipelines.local_runner import local_process_runner, local_workers, with_runner_defaults
+from pipelines.reading import (METRIC_NAMESPACE, SPLIT_COLUMN, DataError, arrow_schema, input_files,
                                load_movielens_tables, read_and_parse)
 
 log = logging.getLogger("fsdnet_tf.transform")
 
-# Named explicitly: Beam's DirectRunner first tries to download a Prism binary. On 2
-# cores the in-process runner beat 2 worker threads and 2 processes (benchmarks/);
-# TensorFlow's kernels inside tf.Transform still use both cores.
-DEFAULT_LOCAL_RUNNER = ["--runner=FnApiRunner"]
-# Beam's job-service runners put --job_server_timeout (default 300 s) on the job's state stream
-# too, so a transform longer than that fails with DEADLINE_EXCEEDED; give them a day unless set.
-JOB_SERVICE_RUNNERS = ("PortableRunner", "FlinkRunner", "SparkRunner")
-JOB_SERVER_TIMEOUT = "--job_server_timeout=86400"
 
-
-def with_runner_defaults(beam_args: list[str]) -> list[str]:
-    if not any(a.startswith("--runner") for a in beam_args):
-        return DEFAULT_LOCAL_RUNNER + beam_args
-    runner = next(a.split("=", 1)[-1] for a in beam_args if a.startswith("--runner"))
-    if runner in JOB_SERVICE_RUNNERS and not any(a.startswith(("--job_server_timeout", "--job-server-timeout"))
-                                                 for a in beam_args):
-        return beam_args + [JOB_SERVER_TIMEOUT]
-    return beam_args
+def input_bytes(ds: DatasetConfig, data_dir: Optional[str]) -> int:
+    """The total size of the raw input files (0 for the synthetic generator)."""
+    paths = [path for paths in input_files(ds, data_dir).values() for path in paths]
+    return sum(FileSystems.match([path])[0].metadata_list[0].size_in_bytes for path in paths)
 
 
 RAW_SAMPLE_ROWS = 1000
@@ -184,16 +172,18 @@ def build_and_run(ds: DatasetConfig, data_dir: Optional[str], work_dir: str,
                                                       _dense_representations(contract))
     movielens_tables = load_movielens_tables(ds, data_dir) if ds.format == "movielens" else None
     options = PipelineOptions(beam_args)
+    stripes = local_workers(options)
     records_dir = os.path.join(work_dir, "data")
     FileSystems.mkdirs(records_dir)
-    with beam.Pipeline(options=options) as pipeline, tft_beam.Context(
+    with beam.Pipeline(runner=local_process_runner(options), options=options) as pipeline, tft_beam.Context(
             temp_dir=os.path.join(work_dir, "tmp"), force_tf_compat_v1=False, passthrough_keys={SPLIT_COLUMN}):
         # The input is read twice: once for the analysis of train, and again for the transform,
         # whose read runs only once the transform graph exists. Reading once would make the
         # runner hold every parsed row between the two (memory growing with the data).
         analysed, _ = read_and_parse(pipeline, ds, data_dir, contract, movielens_tables, splits=("train",),
-                                     accounting=False, stage="Analysis")
-        parsed, dead_letters = read_and_parse(pipeline, ds, data_dir, contract, movielens_tables)
+                                     accounting=False, stage="Analysis", compressed_stripes=stripes)
+        parsed, dead_letters = read_and_parse(pipeline, ds, data_dir, contract, movielens_tables,
+                                              compressed_stripes=stripes)
         for split in SPLITS:
             _ = (dead_letters[split]
                  | f"WriteDeadLetter{split}" >> beam.io.WriteToText(
@@ -259,7 +249,8 @@ def run_transform(ds: DatasetConfig, data_dir: Optional[str], output: str,
     """Run the pipeline and atomically publish ``output``; return the stats."""
     check_arguments(ds, data_dir, output, overwrite)
     output_path = pathlib.Path(output).resolve()
-    beam_args = with_runner_defaults(list(beam_args or []))
+    beam_args = with_runner_defaults(list(beam_args or []), input_bytes(ds, data_dir))
+    log.info("Beam: %s", " ".join(a for a in beam_args if a.startswith(("--runner", "--direct_"))))
     output_path.parent.mkdir(parents=True, exist_ok=True)
     work_dir = pathlib.Path(tempfile.mkdtemp(prefix=f".{output_path.name}.tmp-", dir=output_path.parent))
     started = time.perf_counter()

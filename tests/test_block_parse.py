@@ -87,8 +87,8 @@ def test_byte_ranges_read_in_blocks_give_every_line_once(tmp_path, ending, final
     path = tmp_path / "log.tsv"
     write_lines(path, lines, ending, final)
     for range_bytes in (13, 1000, 1 << 20):
-        read = [line for _, start, end in byte_ranges(str(path), range_bytes)
-                for block in read_blocks(str(path), start, end, True, block_bytes) for line in block]
+        read = [line for task in byte_ranges(str(path), range_bytes)
+                for block in read_blocks(task, True, block_bytes) for line in block]
         assert read == lines[1:]
 
 
@@ -96,6 +96,30 @@ def test_a_compressed_file_is_read_whole_in_blocks(tmp_path):
     lines = [f"{i}\tx".encode() for i in range(2000)]
     path = tmp_path / "log.tsv.gz"
     write_lines(path, lines)
-    assert byte_ranges(str(path)) == [(str(path), 0, -1)]
-    read = list(read_blocks(str(path), 0, -1, False, 1000))
+    assert byte_ranges(str(path)) == [(str(path), 0, -1, 0, 1)]
+    read = list(read_blocks(byte_ranges(str(path))[0], False, 1000))
     assert len(read) > 1 and [line for block in read for line in block] == lines
+
+
+@pytest.mark.parametrize("stripes", [2, 3])
+@pytest.mark.parametrize("final", [True, False])
+def test_the_stripes_of_a_compressed_file_share_its_blocks(tmp_path, stripes, final):
+    """Each stripe decompresses the whole file and keeps every stripes-th block: together they
+    read every line once, header skipped once, and each stripe gets some."""
+    lines = [b"header"] + [f"{i}\t{'x' * (i % 37)}".encode() for i in range(3000)]
+    path = tmp_path / "log.tsv.gz"
+    write_lines(path, lines, final=final)
+    tasks = byte_ranges(str(path), stripes=stripes)
+    assert [(t.stripe, t.stripes) for t in tasks] == [(k, stripes) for k in range(stripes)]
+    blocks = [list(read_blocks(task, True, 1000)) for task in tasks]
+    assert all(len(b) > 1 for b in blocks)
+    interleaved = [line for group in zip(*[b + [[]] * (max(map(len, blocks)) - len(b)) for b in blocks])
+                   for block in group for line in block]
+    assert interleaved == lines[1:]
+
+
+def test_stripes_do_not_cut_an_uncompressed_file_twice(tmp_path):
+    path = tmp_path / "log.tsv"
+    write_lines(path, [f"{i}\tx".encode() for i in range(2000)])
+    assert byte_ranges(str(path), 4000, stripes=2) == byte_ranges(str(path), 4000)
+    assert all(task.stripes == 1 for task in byte_ranges(str(path), 4000, stripes=2))

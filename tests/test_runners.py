@@ -80,11 +80,48 @@ def decoded(output) -> dict:
 
 
 def test_job_service_runners_get_a_job_server_timeout_longer_than_a_job():
-    from pipelines.transform import JOB_SERVER_TIMEOUT, with_runner_defaults
+    from pipelines.local_runner import JOB_SERVER_TIMEOUT, with_runner_defaults
     assert with_runner_defaults([]) == ["--runner=FnApiRunner"]
     assert with_runner_defaults(["--runner=PortableRunner"]) == ["--runner=PortableRunner", JOB_SERVER_TIMEOUT]
     assert with_runner_defaults(["--runner=FlinkRunner", "--job_server_timeout=60"])[-1] == "--job_server_timeout=60"
     assert with_runner_defaults(["--runner=DirectRunner"]) == ["--runner=DirectRunner"]
+
+
+def test_a_large_input_runs_on_one_worker_process_per_core_unless_told_otherwise():
+    from pipelines.local_runner import PARALLEL_INPUT_BYTES, with_runner_defaults
+    processes = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=4"]
+    assert with_runner_defaults([], PARALLEL_INPUT_BYTES, cores=4) == processes
+    assert with_runner_defaults(["--temp_location=/t"], PARALLEL_INPUT_BYTES, cores=4) == processes + ["--temp_location=/t"]
+    assert with_runner_defaults([], PARALLEL_INPUT_BYTES - 1, cores=4) == ["--runner=FnApiRunner"]
+    assert with_runner_defaults([], PARALLEL_INPUT_BYTES, cores=1) == ["--runner=FnApiRunner"]
+    assert with_runner_defaults(["--direct_num_workers=1"], PARALLEL_INPUT_BYTES, cores=4) == [
+        "--runner=FnApiRunner", "--direct_num_workers=1"]
+    assert with_runner_defaults(["--runner=DirectRunner"], PARALLEL_INPUT_BYTES, cores=4) == ["--runner=DirectRunner"]
+
+
+def test_compressed_files_are_read_in_one_stripe_per_local_worker():
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from pipelines.local_runner import local_workers
+    assert local_workers(PipelineOptions(["--runner=FnApiRunner"])) == 1
+    assert local_workers(PipelineOptions(["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
+                                          "--direct_num_workers=3"])) == 3
+    assert local_workers(PipelineOptions(["--direct_running_mode=multi_threading", "--direct_num_workers=2"])) == 2
+    assert local_workers(PipelineOptions(["--runner=PortableRunner", "--direct_num_workers=3",
+                                          "--direct_running_mode=multi_processing"])) == 1
+
+
+def test_the_local_worker_processes_start_through_the_quiet_worker_command():
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+    from pipelines.local_runner import WORKER_COMMAND, local_process_runner
+    assert local_process_runner(PipelineOptions(["--runner=FnApiRunner"])) is None
+    assert local_process_runner(PipelineOptions(["--runner=PortableRunner"])) is None
+    options = PipelineOptions(["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
+                               "--direct_num_workers=2"])
+    runner = local_process_runner(options)
+    assert runner._default_environment.command_string == WORKER_COMMAND
+    # Beam would otherwise swap its own worker command back in.
+    assert options.view_as(DirectOptions).direct_running_mode == "in_memory"
+    assert options.view_as(DirectOptions).direct_num_workers == 2
 
 
 def test_three_runners_give_the_same_output(tmp_path, portable_services):
@@ -104,3 +141,32 @@ def test_three_runners_give_the_same_output(tmp_path, portable_services):
             np.testing.assert_array_equal(outputs[name]["records"][split], rows, err_msg=f"{name} {split}")
         assert stats[name]["splits"] == stats["in_process"]["splits"]
         assert stats[name]["vocab_size"] == stats["in_process"]["vocab_size"]
+
+
+def test_a_gzipped_log_read_in_stripes_by_two_worker_processes_gives_the_same_output(tmp_path):
+    """The multi-process default on a compressed Criteo-shaped log: each worker decompresses the
+    file and parses every other block; the output equals the one-process run's."""
+    from pipelines.criteo_synth_cli import write_log
+    from pipelines.reading import BLOCK_BYTES, byte_ranges, read_blocks
+    log = tmp_path / "data" / "train.txt.gz"
+    log.parent.mkdir()
+    write_log(log, 20_000, seed=5)
+    stripes = byte_ranges(str(log), stripes=2)
+    assert all(sum(len(block) for block in read_blocks(task, False)) > 0 for task in stripes), \
+        f"the log must hold more than one {BLOCK_BYTES}-byte block for both stripes to read lines"
+    outputs, stats = {}, {}
+    for name, args in {"one": ["--direct_running_mode=in_memory"],
+                       "two": ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]}.items():
+        done = subprocess.run([sys.executable, "-m", "pipelines.transform_cli", "--config", "criteo",
+                               "--data-dir", str(log.parent), "--set", "dataset.splits.source=train.txt.gz",
+                               "--set", "dataset.min_frequency=2", "--output", str(tmp_path / name)] + args,
+                              cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        # The workers' TensorFlow start-up lines stay off the terminal, as the tool's own do.
+        assert "cuda" not in done.stderr.lower() and "INFO:tensorflow" not in done.stderr, done.stderr[-2000:]
+        outputs[name], stats[name] = decoded(tmp_path / name), json.loads((tmp_path / name / "stats.json").read_text())
+    assert stats["two"]["splits"] == stats["one"]["splits"]
+    assert sum(s["written"] for s in stats["one"]["splits"].values()) == 20_000
+    assert outputs["two"]["vocabularies"] == outputs["one"]["vocabularies"]
+    for split, rows in outputs["one"]["records"].items():
+        np.testing.assert_array_equal(outputs["two"]["records"][split], rows, err_msg=split)
