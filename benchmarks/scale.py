@@ -161,7 +161,7 @@ def report(results: list[dict]) -> str:
              f"Generated {datetime.date.today().isoformat()} by `.venv/bin/python benchmarks/scale.py` on one machine "
              "with 2 CPU cores. `fsdnet-criteo-synth` logs (one gzipped file), `fsdnet-transform --config criteo` "
              "on Beam's local FnApiRunner in one process or with one worker process per core (the tool's default "
-             "from 128 MiB of input); seconds include start-up; peak RSS is that of the tool and its worker "
+             "from 96 MiB of input); seconds include start-up; peak RSS is that of the tool and its worker "
              "processes together.", "",
              "| rows | runner | default | transform s | rows/s | peak RSS GiB | input MB (gz) | output MB | "
              "vocabulary tokens | code | machine |",
@@ -177,15 +177,17 @@ def report(results: list[dict]) -> str:
             one, many = by_key[rows, "in-process"], by_key[rows, "processes"]
             lines += ["", f"{rows:,} rows: the worker processes run {one['transform_seconds'] / many['transform_seconds']:.2f}× "
                       f"as fast as one process ({one['code']} / {many['code']})."]
+    for mode in MODES:
+        sizes = [r for r in results if r["mode"] == mode]
+        if len(sizes) >= 2:
+            a, b = sizes[-2], sizes[-1]
+            per_row = (b["transform_seconds"] - a["transform_seconds"]) / (b["rows"] - a["rows"])
+            projected = b["transform_seconds"] + per_row * (CRITEO_ROWS - b["rows"])
+            lines += ["", f"{mode}: from {a['rows']:,} to {b['rows']:,} rows the time grows "
+                      f"{b['transform_seconds'] / a['transform_seconds']:.2f}× for {b['rows'] / a['rows']:.0f}× the rows "
+                      f"and peak memory {b['peak_rss_gib'] / a['peak_rss_gib']:.2f}×; linear from these two, Criteo's "
+                      f"{CRITEO_ROWS:,} rows would take {projected / 3600:.2f} h ({CRITEO_ROWS / projected:,.0f} rows/s)."]
     defaults = [r for r in results if r["mode"] == r["default_mode"]]
-    if len(defaults) >= 2:
-        a, b = defaults[-2], defaults[-1]
-        per_row = (b["transform_seconds"] - a["transform_seconds"]) / (b["rows"] - a["rows"])
-        projected = b["transform_seconds"] + per_row * (CRITEO_ROWS - b["rows"])
-        lines += ["", f"With the default runner, from {a['rows']:,} ({a['mode']}) to {b['rows']:,} rows ({b['mode']}) the "
-                  f"time grows {b['transform_seconds'] / a['transform_seconds']:.2f}× for {b['rows'] / a['rows']:.0f}× the "
-                  f"rows and peak memory {b['peak_rss_gib'] / a['peak_rss_gib']:.2f}×; linear from these two, "
-                  f"Criteo's {CRITEO_ROWS:,} rows would take {projected / 3600:.2f} h ({CRITEO_ROWS / projected:,.0f} rows/s)."]
     trained = [r for r in results if "training" in r]
     if trained:
         lines += ["", "## Training, one epoch streamed from the TFRecords (FSDNet, `--config criteo`, batch 4096)", "",

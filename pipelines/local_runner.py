@@ -19,9 +19,9 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 DEFAULT_LOCAL_RUNNER = ["--runner=FnApiRunner"]
 LOCAL_RUNNERS = ("FnApiRunner", "DirectRunner")
 # Each worker process imports TensorFlow and loads the graphs (about 10 s), so small inputs run
-# faster in one process: 500k Criteo-shaped rows (124 MB) tied on 2 cores, and at 2 M rows two
-# processes were 1.35x faster (benchmarks/scale.py).
-PARALLEL_INPUT_BYTES = 128 << 20
+# faster in one process. On 2 cores, Criteo-shaped rows: 500k uncompressed (118 MiB) tied, 1 M
+# gzipped (100 MiB) ran 1.20x faster on two processes, 10 M gzipped 1.58x (benchmarks/scale.py).
+PARALLEL_INPUT_BYTES = 96 << 20
 # Beam's job-service runners put --job_server_timeout (default 300 s) on the job's state stream
 # too, so a transform longer than that fails with DEADLINE_EXCEEDED; give them a day unless set.
 JOB_SERVICE_RUNNERS = ("PortableRunner", "FlinkRunner", "SparkRunner")

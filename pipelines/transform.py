@@ -42,6 +42,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from fsdnet_tf.config import SPLITS, DatasetConfig, dump_config
 from fsdnet_tf.features import LABEL_KEY, FeatureContract, vocabulary_name
+from pipelines.example_encoding import ExampleEncoder
 from pipelines.inputs import check_arguments
 from pipelines.local_runner import local_process_runner, local_workers, with_runner_defaults
 from pipelines.reading import (METRIC_NAMESPACE, SPLIT_COLUMN, DataError, arrow_schema, input_files,
@@ -98,24 +99,23 @@ class EncodeAndWrite(beam.DoFn):
     """Transformed RecordBatches of all splits → gzipped TFRecord files of tf.Examples,
     one per split per bundle.
 
-    Records are written by TensorFlow's C++ writer, not as one Beam element each
-    (which cost more than everything else together). Each bundle writes temporary
+    A batch's records are serialized together (:mod:`pipelines.example_encoding`) and written
+    by TensorFlow's C++ writer, not as one Beam element each (which cost more than everything
+    else together). Each bundle writes temporary
     files and emits ``(split, path)``; only paths of committed bundles reach
     :func:`finalize_shards`, so a retried bundle cannot duplicate rows. Also
     counts written rows and OOV ids per split and field.
     """
 
-    def __init__(self, contract: FeatureContract, transformed_schema, directory: str):
+    def __init__(self, contract: FeatureContract, directory: str):
         self.contract, self.directory = contract, directory
-        self.transformed_schema = transformed_schema
+        self.columns = list(contract.transformed_feature_spec())
         self.written = {s: Metrics.counter(METRIC_NAMESPACE, f"written.{s}") for s in SPLITS}
         self.oov = {s: {f: Metrics.counter(METRIC_NAMESPACE, f"oov.{s}.{f}") for f in contract.fields}
                     for s in SPLITS}
 
     def setup(self):
-        from tfx_bsl.coders.example_coder import RecordBatchToExamplesEncoder
-        self.encoder = RecordBatchToExamplesEncoder(self.transformed_schema)
-        self.columns = [feature.name for feature in self.transformed_schema.feature]
+        self.encoder = ExampleEncoder(self.columns)
 
     def start_bundle(self):
         self.writers: dict = {}
@@ -123,28 +123,39 @@ class EncodeAndWrite(beam.DoFn):
     def process(self, batch_and_passthrough, vocab_sizes):
         batch = batch_and_passthrough[0]
         codes = batch.column(batch.schema.get_field_index(SPLIT_COLUMN)).flatten().to_numpy()
+        columns = [one_value_per_row(batch, name) for name in self.columns]
         present = np.unique(codes)
         for code in present:
-            part = batch if len(present) == 1 else batch.filter(pa.array(codes == code))
-            self._write(SPLITS[code], part.select(self.columns), vocab_sizes)
+            rows = codes == code
+            self._write(SPLITS[code], columns if len(present) == 1 else [c[rows] for c in columns], vocab_sizes)
 
-    def _write(self, split: str, batch: pa.RecordBatch, vocab_sizes: dict) -> None:
+    def _write(self, split: str, columns: list[np.ndarray], vocab_sizes: dict) -> None:
         import tensorflow as tf
-        for field in self.contract.fields:
-            ids = batch.column(batch.schema.get_field_index(field)).flatten().to_numpy()
-            self.oov[split][field].inc(int(np.count_nonzero(ids >= vocab_sizes[field])))
+        for field, ids in zip(self.columns, columns):
+            if field in vocab_sizes:
+                self.oov[split][field].inc(int(np.count_nonzero(ids >= vocab_sizes[field])))
         if split not in self.writers:
             path = FileSystems.join(self.directory, f".{split}-{uuid.uuid4().hex}.tfrecord.gz")
             self.writers[split] = (tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(**TFRECORD_OPTIONS)), path)
         writer = self.writers[split][0]
-        for record in self.encoder.encode(batch):
-            writer.write(record)
-        self.written[split].inc(batch.num_rows)
+        records, offsets = self.encoder.encode(columns)
+        records, offsets = records.tobytes(), offsets.tolist()
+        for start, end in zip(offsets[:-1], offsets[1:]):
+            writer.write(records[start:end])
+        self.written[split].inc(len(columns[0]))
 
     def finish_bundle(self):
         for split, (writer, path) in self.writers.items():
             writer.close()
             yield WindowedValue((split, path), MIN_TIMESTAMP, [GlobalWindow()])
+
+
+def one_value_per_row(batch: pa.RecordBatch, name: str) -> np.ndarray:
+    """A transformed column's values: the transform graph gives every record exactly one id."""
+    column = batch.column(batch.schema.get_field_index(name))
+    if column.null_count or not (column.value_lengths().to_numpy(zero_copy_only=False) == 1).all():
+        raise ValueError(f"transformed feature {name!r} has records without exactly one value")
+    return column.flatten().to_numpy()
 
 
 def finalize_shards(split_and_paths: tuple[str, list[str]], directory: str) -> None:
@@ -199,11 +210,10 @@ def build_and_run(ds: DatasetConfig, data_dir: Optional[str], work_dir: str,
              | "RawRows" >> beam.FlatMap(raw_test_rows)
              | "SampleRaw" >> beam.combiners.Top.Of(RAW_SAMPLE_ROWS, key=_row_digest, reverse=True)
              | "WriteRawSample" >> beam.Map(write_raw_sample, os.path.join(work_dir, RAW_SAMPLE_FILE)))
-        transformed_schema = schema_utils.schema_from_feature_spec(contract.transformed_feature_spec())
         transformed, _ = (((parsed, tensor_adapter_config), transform_fn)
                           | "Transform" >> tft_beam.TransformDataset(output_record_batches=True))
         _ = (transformed
-             | "Write" >> beam.ParDo(EncodeAndWrite(contract, transformed_schema, records_dir), vocab_sizes)
+             | "Write" >> beam.ParDo(EncodeAndWrite(contract, records_dir), vocab_sizes)
              | "ShardsPerSplit" >> beam.GroupByKey()
              | "Finalize" >> beam.Map(finalize_shards, records_dir))
     result = pipeline.result
