@@ -101,10 +101,9 @@ class EncodeAndWrite(beam.DoFn):
 
     A batch's records are serialized together (:mod:`pipelines.example_encoding`) and written
     by TensorFlow's C++ writer, not as one Beam element each (which cost more than everything
-    else together). Each bundle writes temporary
-    files and emits ``(split, path)``; only paths of committed bundles reach
-    :func:`finalize_shards`, so a retried bundle cannot duplicate rows. Also
-    counts written rows and OOV ids per split and field.
+    else together). Each bundle writes temporary files and emits ``(split, path)``; only paths
+    of committed bundles reach :func:`finalize_shards`, so a retried bundle cannot duplicate
+    rows. Also counts written rows and OOV ids per split and field.
     """
 
     def __init__(self, contract: FeatureContract, directory: str):
