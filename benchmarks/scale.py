@@ -162,7 +162,8 @@ def report(results: list[dict]) -> str:
              "with 2 CPU cores. `fsdnet-criteo-synth` logs (one gzipped file), `fsdnet-transform --config criteo` "
              "on Beam's local FnApiRunner in one process or with one worker process per core (the tool's default "
              "from 96 MiB of input); seconds include start-up; peak RSS is that of the tool and its worker "
-             "processes together.", "",
+             "processes together, summed (the pages of shared libraries count once per process, so it is "
+             "an upper bound).", "",
              "| rows | runner | default | transform s | rows/s | peak RSS GiB | input MB (gz) | output MB | "
              "vocabulary tokens | code | machine |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
