@@ -221,7 +221,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     path = RESULTS / "scale.json"
     # Entries from before the runner modes were measured all ran in one process, then the default.
-    stored = [{"mode": "in-process", "default_mode": "in-process", **r}
+    stored = [r if "mode" in r else {**r, "mode": "in-process", "default_mode": "in-process"}
               for r in (json.loads(path.read_text())["transform"] if path.is_file() else [])]
     results = {(r["rows"], r["mode"]): r for r in stored}
 
