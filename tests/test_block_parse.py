@@ -123,3 +123,21 @@ def test_stripes_do_not_cut_an_uncompressed_file_twice(tmp_path):
     write_lines(path, [f"{i}\tx".encode() for i in range(2000)])
     assert byte_ranges(str(path), 4000, stripes=2) == byte_ranges(str(path), 4000)
     assert all(task.stripes == 1 for task in byte_ranges(str(path), 4000, stripes=2))
+
+
+@pytest.mark.parametrize("seed, ratios", [(2023, (0.8, 0.1, 0.1)), (7, (0.5, 0.25, 0.25)), (1, (0.0, 0.5, 0.5))])
+def test_split_indices_are_the_seeded_hash_of_each_line(seed, ratios):
+    """One comprehension per block, the same assignment as the documented rule line by line."""
+    import hashlib
+    from pipelines.reading import split_indices, split_of
+
+    def rule(line: bytes) -> int:
+        u = int.from_bytes(hashlib.blake2b(line, digest_size=8, key=str(seed).encode()).digest(), "little") / 2.0 ** 64
+        return 0 if u < ratios[0] else (1 if u < ratios[0] + ratios[1] else 2)
+
+    rng = random.Random(seed)
+    lines = [bytes(rng.randrange(256) for _ in range(rng.randrange(0, 30))) for _ in range(20000)]
+    expected = [rule(line) for line in lines]
+    assert split_indices(lines, seed, ratios) == expected
+    assert [split_of(line, seed, ratios) for line in lines[:500]] == expected[:500]
+    assert set(expected) == ({1, 2} if ratios[0] == 0 else {0, 1, 2})
