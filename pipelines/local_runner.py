@@ -4,7 +4,8 @@ Without ``--runner``, the job runs on Beam's FnApiRunner on this machine: in the
 process for small inputs, or with one worker process per core once the input is large enough
 for the second core to pay for the workers' start-up. The worker processes are Beam's own SDK
 workers started through :mod:`pipelines.local_worker`, which keeps TensorFlow's C++ start-up
-lines off the terminal as the tool itself does.
+lines off the terminal as the tool itself does. Beam is imported only where needed: the
+command line reads the defaults before any heavy import.
 """
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ import logging
 import os
 import sys
 from typing import Optional
-
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 # Named explicitly: Beam's DirectRunner first tries to download a Prism binary.
 DEFAULT_LOCAL_RUNNER = ["--runner=FnApiRunner"]
@@ -51,14 +50,15 @@ def with_runner_defaults(beam_args: list[str], input_bytes: int = 0, cores: Opti
     return beam_args
 
 
-def _direct_options(options: PipelineOptions) -> Optional[DirectOptions]:
-    """The direct-runner options, or None when the job runs on another runner."""
+def _direct_options(options):
+    """The direct-runner options (``DirectOptions``), or None when the job runs on another runner."""
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
     if (options.view_as(StandardOptions).runner or "DirectRunner") not in LOCAL_RUNNERS:
         return None
     return options.view_as(DirectOptions)
 
 
-def local_workers(options: PipelineOptions) -> int:
+def local_workers(options) -> int:
     """How many workers a local runner runs the job with; 1 for any other runner (whose workers
     this process cannot count)."""
     direct = _direct_options(options)
@@ -75,7 +75,7 @@ class _DropWorkerCountWarning(logging.Filter):
         return "direct_num_workers" not in record.getMessage()
 
 
-def local_process_runner(options: PipelineOptions):
+def local_process_runner(options):
     """The runner for a local multi-process job, workers started by :mod:`pipelines.local_worker`
     (``options`` adjusted so that Beam keeps that environment); None for every other job, whose
     runner Beam builds from the options."""

@@ -14,6 +14,7 @@ import numpy as np
 from fsdnet_tf import preflight
 from fsdnet_tf.config import ConfigError, load_config
 from pipelines.inputs import DataError, check_arguments, check_local_inputs
+from pipelines.local_runner import PARALLEL_INPUT_BYTES
 
 
 def summary(stats: dict, output: str) -> str:
@@ -34,7 +35,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         prog="fsdnet-transform", description=__doc__.split("\n")[0],
         epilog="Other arguments go to Beam, e.g. --runner=DataflowRunner --project=P --region=R "
                "--temp_location=gs://B/tmp, or --runner=FlinkRunner --flink_master=HOST:8081. "
-               "Default: the local in-process FnApiRunner.")
+               f"Default: Beam's local FnApiRunner, in this process for inputs under "
+               f"{PARALLEL_INPUT_BYTES >> 20} MiB and with one "
+               "worker process per core from there on (--direct_running_mode / --direct_num_workers "
+               "choose otherwise).")
     parser.add_argument("--config", required=True, help="shipped config name or YAML path")
     parser.add_argument("--data-dir", help="directory holding the raw files named in the config")
     parser.add_argument("--output", required=True, help="output directory (created atomically)")
