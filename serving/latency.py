@@ -75,13 +75,14 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_server(model_base_path: str | pathlib.Path, model_name: str, rest_port: int = 0,
-                   poll_seconds: float = 1.0) -> Iterator[int]:
+                   poll_seconds: float = 1.0, intra_op_threads: int = 0, inter_op_threads: int = 0) -> Iterator[int]:
     """fsdnet-serve in its own process (as in production); yields its gRPC port once it is ready.
-    ``rest_port`` 0 leaves REST off."""
+    ``rest_port`` 0 leaves REST off; the thread counts are fsdnet-serve's flags of the same names."""
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "serving.serve_cli", "--model-base-path", str(model_base_path),
                                "--model-name", model_name, "--port", str(port),
-                               "--rest-api-port", str(rest_port), "--poll-seconds", str(poll_seconds)],
+                               "--rest-api-port", str(rest_port), "--poll-seconds", str(poll_seconds),
+                               "--intra-op-threads", str(intra_op_threads), "--inter-op-threads", str(inter_op_threads)],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         for line in server.stdout:

@@ -36,7 +36,13 @@ def test_menu_exports_measures_and_reports(trained_run, tmp_path, capsys):
     for row in rows.values():
         assert set(row["latency"]) == {"batch_1", "batch_64", "batch_1024"}
         assert row["latency"]["batch_64"]["grpc"]["p99_ms"] >= row["latency"]["batch_64"]["grpc"]["p50_ms"] > 0
-        assert row["grpc_sustained_examples_per_second"] > 0
+        rates = row["grpc_sustained"]
+        assert set(rates) == {"tf_default", "request_thread"}
+        assert all(set(levels) == {"threads_1", "threads_2", "threads_4"} for levels in rates.values())
+        best = max(rate for levels in rates.values() for rate in levels.values())
+        assert row["grpc_sustained_examples_per_second"] == best > 0
+        setting, level = row["grpc_sustained_best"].split(", ")
+        assert rates[setting][level.replace(" ", "_")] == best
         assert (tmp_path / "menu" / "models" / row["name"] / "1" / "saved_model.pb").is_file()
     assert menu["choice"] in rows and (tmp_path / "menu" / "menu.png").stat().st_size > 0
     assert 'name: "fsdnet_teacher"' in (tmp_path / "menu" / "models.config").read_text()
