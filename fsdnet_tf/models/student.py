@@ -46,10 +46,10 @@ class DAGFMStudent(tf_keras.Model):
         return [v for v in self.trainable_variables if id(v) not in embedding]
 
     def student_logit(self, stacked: tf.Tensor, training: Optional[bool] = None) -> tuple[tf.Tensor, list]:
-        """The logit and the DAGFM states, field-major (F, B, D)."""
+        """The logit and the DAGFM states, batch-last (F, D, B)."""
         logit, states = self.dagfm(stacked)
         if self.cfg.dagfm.deep:
-            summed = tf.transpose(tf.add_n(states), [1, 0, 2])
+            summed = tf.transpose(tf.add_n(states), [2, 0, 1])                           # (B, F, D)
             deep = self.deep(tf.reshape(summed, [-1, summed.shape[1] * summed.shape[2]]), training=training)
             logit = tf.squeeze(self.deep_logit(deep[-1]), axis=-1)
         return logit, states
