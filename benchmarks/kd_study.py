@@ -252,7 +252,26 @@ def ml1m_lines(results_dir: pathlib.Path) -> list[str]:
         gaps = [r["test"]["auc"] - teachers[s]["test"]["auc"] for s, r in by_seed.items() if s in teachers]
         gap = "—" if variant == TEACHER else f"{mean_std(gaps)[0]:+.5f}"
         lines.append(f"| {LABELS[variant]} | {len(by_seed)} | {plus_minus(*auc)} | {plus_minus(*ll, 4)} | {gap} |")
-    return lines
+    return lines + ml1m_serving_lines(results_dir / "movielens1m_menu_serving.json")
+
+
+def ml1m_serving_lines(path: pathlib.Path) -> list[str]:
+    """The cost half of the ML-1M targets, from ``fsdnet-menu`` on seed 2023's teacher and outer student."""
+    if not path.is_file():
+        return []
+    entries = {e["name"]: e for e in json.loads(path.read_text())["entries"]}
+    teacher, student = entries.get(TEACHER), entries.get("kd_outer")
+    if not teacher or not student:
+        return []
+    ratio = student["grpc_sustained_examples_per_second"] / teacher["grpc_sustained_examples_per_second"]
+    share = student["multiply_adds"] / teacher["multiply_adds"]
+    return ["", f"Serving ([`movielens1m_menu_serving.md`](movielens1m_menu_serving.md); seed 2023's teacher and "
+            "KD-DAGFM (outer) trained again on the measuring machine, `fsdnet-menu`): multiply-adds per example "
+            f"{student['multiply_adds']:,} vs {teacher['multiply_adds']:,} ({share:.1%}, target ≤ 25 %: "
+            f"{'met' if share <= FLOPS_RATIO else 'not met'}); batch-1024 gRPC examples/s "
+            f"{student['grpc_sustained_examples_per_second']:,} vs {teacher['grpc_sustained_examples_per_second']:,} "
+            f"({ratio:.2f}×, target ≥ 2×: {'met' if ratio >= THROUGHPUT_RATIO else 'not met'}); test AUC of "
+            f"these two runs {student['test_auc']:.5f} vs {teacher['test_auc']:.5f}."]
 
 
 def write_report(results_dir: pathlib.Path, work_dir: pathlib.Path) -> dict:

@@ -149,6 +149,13 @@ def test_kd_report_has_a_movielens_section_from_stored_runs(tmp_path):
     assert kd_study.store_ml1m(root, results) == 2
     lines = "\n".join(kd_study.ml1m_lines(results))
     assert "| KD-DAGFM (outer) | 1 | 0.81240 ± 0.00000 | 0.5200 ± 0.0000 | -0.00010 |" in lines
+    assert "Serving" not in lines                                   # no ML-1M menu measured yet
+    (results / "movielens1m_menu_serving.json").write_text(json.dumps({"entries": [
+        {"name": "kd_teacher", "grpc_sustained_examples_per_second": 100, "multiply_adds": 1000, "test_auc": 0.8126},
+        {"name": "kd_outer", "grpc_sustained_examples_per_second": 190, "multiply_adds": 300, "test_auc": 0.8121}]}))
+    lines = "\n".join(kd_study.ml1m_lines(results))
+    assert "300 vs 1,000 (30.0%, target ≤ 25 %: not met)" in lines
+    assert "190 vs 100 (1.90×, target ≥ 2×: not met)" in lines and "0.81210 vs 0.81260" in lines
 
 
 def test_movielens1m_report_adopts_matching_kd_teachers_and_compares_the_models(tmp_path):
