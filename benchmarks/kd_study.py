@@ -209,7 +209,9 @@ def render(result: dict, missing: list[str]) -> str:
     lines += target_lines(result["targets"])
     if result.get("serving_choice"):
         lines += ["", f"Serving menu ([`frappe_menu_serving.md`](frappe_menu_serving.md), "
-                  f"`frappe_menu_serving.png`; seed 2023's models, `fsdnet-menu`): the cheapest within "
+                  f"`frappe_menu_serving.png`; `fsdnet-menu` on seed 2023's teacher and students trained again on the "
+                  "measuring machine, so their AUCs there differ from the stored runs' above by run-to-run noise): "
+                  "the cheapest within "
                   f"{result['serving_budget']:g} AUC of the best is **{result['serving_choice']}**."]
     return "\n".join(lines) + "\n"
 
