@@ -29,7 +29,7 @@ setup(
     # kfp 2.17 needs kubernetes < 31 (the manifests' schema test uses its models); docker: kfp's local
     # runner imports it, and without the package the repository's docker/ folder would stand in for it.
     extras_require={"pipeline": ["kfp==2.17.3"],
-                    "dev": ["pytest==9.2.0", "scipy==1.17.1", "kfp==2.17.3", "kubernetes==30.1.0", "docker==7.1.0",
+                    "dev": ["pytest==9.2.0", "pytest-xdist==3.8.0", "scipy==1.17.1", "kfp==2.17.3", "kubernetes==30.1.0", "docker==7.1.0",
                             "scikit-learn==1.9.1"]},   # the RQ6 report's t-SNE and silhouette
     entry_points={"console_scripts": [
         "fsdnet-transform=pipelines.transform_cli:main",
