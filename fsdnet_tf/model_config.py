@@ -100,8 +100,14 @@ class OptFusionConfig:
     never trains on). ``derive`` writes architecture.json (``mode``: hard = argmax operation,
     soft = the fixed softmax mixture, add = add everywhere). ``retrain`` trains the derived
     network from the search's best weights (``retrain_init: inherit``, its start competing as
-    epoch 0) or from a fresh initialisation (``reinit``). ``search_run``: a finished OptFusion
-    run whose search this run derives from and inherits (one search, several re-trains).
+    epoch 0) or from a fresh initialisation (``reinit``); unset, it inherits when there is a
+    search. ``search_run``: a finished OptFusion run whose search this run derives from and
+    inherits (one search, several re-trains). ``architecture``: no search at all; train this
+    wiring from a fresh initialisation: ``parallel`` (the hand-wired parallel DCN pattern, concat
+    at the output) or the path of an architecture.json (another run's derived wiring).
+    ``lr_decay``: multiply the network's learning rate by it after every epoch without a valid
+    improvement, down to ``train.min_lr``, in both phases (1.0, the default: none, as the
+    authors; the hand-wired models' runs use ``train.lr_decay``).
     ``product``: filtered (ours, both phases) or authors (plain in search and soft re-train).
     ``block_width``: the Dense blocks' width; null is d0, another width gets a linear adapter
     back to d0 (``width_adapter: project``) or is refused (``reject``). ``batch_norm`` and
@@ -115,8 +121,9 @@ class OptFusionConfig:
     emb_std: float = 0.01
     arch_step: Literal["same_batch", "held_out"] = "same_batch"
     held_out_fraction: float = 0.1
-    retrain_init: Literal["inherit", "reinit"] = "inherit"
+    retrain_init: Optional[Literal["inherit", "reinit"]] = None
     search_run: Optional[str] = None
+    architecture: Optional[str] = None
     block_width: Optional[int] = None
     width_adapter: Literal["project", "reject"] = "reject"
     batch_norm: bool = False
@@ -124,6 +131,7 @@ class OptFusionConfig:
     batch_size: int = 4096
     learning_rate: float = 1e-3
     retrain_learning_rate: Optional[float] = None
+    lr_decay: float = 1.0
     patience: int = 2
     max_epochs: int = 20
 
@@ -294,6 +302,18 @@ def _validate_optfusion(m: ModelConfig) -> ModelConfig:
         raise ConfigError("model.optfusion.held_out_fraction: must be in (0, 0.5)")
     if not 0 <= o.dropout < 1:
         raise ConfigError(f"model.optfusion.dropout: {o.dropout} is not in [0, 1)")
+    if not 0 < o.lr_decay <= 1:
+        raise ConfigError(f"model.optfusion.lr_decay: {o.lr_decay} is not in (0, 1] (1.0 is no decay)")
+    if o.architecture is not None:
+        if o.search_run is not None:
+            raise ConfigError("model.optfusion.search_run: a given model.optfusion.architecture has no search to "
+                              "inherit; set one of the two")
+        if o.retrain_init == "inherit":
+            raise ConfigError("model.optfusion.retrain_init: inherit needs a search, and a given "
+                              "model.optfusion.architecture trains from a fresh initialisation; use reinit")
+        o = dataclasses.replace(o, retrain_init="reinit")
+    elif o.retrain_init is None:
+        o = dataclasses.replace(o, retrain_init="inherit")
     return dataclasses.replace(m, optfusion=o)
 
 

@@ -161,7 +161,8 @@ def describe(model_cfg) -> dict:
     if model_cfg.type == "optfusion":
         o, layers = model_cfg.optfusion, model_cfg.cross_layers
         return {"preset": "OptFusion: cross v1 and Dense blocks wired by learned gates and fusion operations",
-                "phases": ["retrain"] if o.search_run else ["search", "derive", "retrain"],
+                "phases": ["retrain"] if o.search_run or o.architecture else ["search", "derive", "retrain"],
+                **({"architecture": o.architecture} if o.architecture else {}),
                 "search_space": f"x0, C0, {layers} cross v1 + {layers} Dense blocks of width d0 = F·D "
                                 f"(Dense {o.block_width or 'd0'}), {1 + 2 * layers * (layers + 1) + 2 * layers + 2} "
                                 f"gates, {2 * layers + 1} fusion points of add/prod/concat/att",

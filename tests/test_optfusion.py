@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from fsdnet_tf.config import ConfigError, load_config
 from fsdnet_tf.layers.optfusion import CrossV1Block, FusionPoint, straight_through
-from fsdnet_tf.models.architecture import (OPERATIONS, Architecture, derive, parallel_architecture, used_gates)
+from fsdnet_tf.models.architecture import (OPERATIONS, Architecture, derive, given_architecture, output_node,
+                                           parallel_architecture, used_gates)
 
 OPTFUSION = ["model.type=optfusion"]
 
@@ -246,6 +247,33 @@ def test_config_checks_name_the_key():
         optfusion_config("model.optfusion.mode=sparse")
     with pytest.raises(ConfigError, match="model.cin: not used by model.type=optfusion"):
         optfusion_config("model.cin.units=[4]")
+
+
+def test_retrain_init_follows_the_search_and_a_given_architecture_has_none():
+    assert optfusion_config().optfusion.retrain_init == "inherit"
+    given = optfusion_config("model.optfusion.architecture=parallel").optfusion
+    assert (given.retrain_init, given.lr_decay) == ("reinit", 1.0)
+    with pytest.raises(ConfigError, match="model.optfusion.retrain_init: inherit needs a search"):
+        optfusion_config("model.optfusion.architecture=parallel", "model.optfusion.retrain_init=inherit")
+    with pytest.raises(ConfigError, match="model.optfusion.search_run: a given model.optfusion.architecture"):
+        optfusion_config("model.optfusion.architecture=parallel", "model.optfusion.search_run=/tmp")
+    for bad in ("0", "1.5"):
+        with pytest.raises(ConfigError, match="model.optfusion.lr_decay"):
+            optfusion_config(f"model.optfusion.lr_decay={bad}")
+
+
+def test_a_given_architecture_is_a_pattern_or_a_file_of_the_same_space(tmp_path):
+    parallel = given_architecture("parallel", 3, 32)
+    assert parallel.open_gates == parallel_architecture(3, 32).open_gates
+    assert parallel.operations[output_node(3)] == "concat" and parallel.operations[2] == "add"
+    # Every block of the parallel pattern is reachable: C0 → c1 → c2 → c3 and x0 → d1 → d2 → d3.
+    assert parallel.reachable() == set(range(output_node(3) + 1))
+    derive(np.full((9, 9), -1.0), np.zeros((7, 4)), 3, 32, "hard", "filtered").write(tmp_path / "closed.json")
+    assert given_architecture(str(tmp_path / "closed.json"), 3, 32).open_gates == frozenset()
+    with pytest.raises(ConfigError, match="model.optfusion.architecture: .* has 3 layers of width 32, this config 2"):
+        given_architecture(str(tmp_path / "closed.json"), 2, 32)
+    with pytest.raises(ConfigError, match="model.optfusion.architecture: 'stacked' is neither a pattern"):
+        given_architecture("stacked", 3, 32)
 
 
 @pytest.mark.parametrize("operation", ["concat", "att", "prod"])

@@ -130,3 +130,24 @@ def test_fsdnet_train_runs_the_optfusion_phases(synthetic_transform, tmp_path, c
     out = capsys.readouterr().out
     assert code == 0 and "phase search" in out and "phase retrain" in out
     assert (tmp_path / "cli" / "architecture.json").is_file()
+
+
+def test_a_given_architecture_is_trained_from_scratch_without_a_search(synthetic_transform, tmp_path):
+    from fsdnet_tf.models.architecture import given_architecture
+    # min_delta 1.0: only the first epoch counts as an improvement, so the rate decays after each later one.
+    metrics = optfusion_run(synthetic_transform, tmp_path / "parallel", "model.optfusion.architecture=parallel",
+                            "model.optfusion.lr_decay=0.5", "model.optfusion.learning_rate=0.002",
+                            "model.optfusion.max_epochs=4", "model.optfusion.patience=3", "train.min_delta=1.0",
+                            "train.min_lr=0.0008")
+    assert set(metrics["phases"]) == {"retrain"} and {e["phase"] for e in metrics["epochs"]} == {"retrain"}
+    written = Architecture.read(tmp_path / "parallel" / "architecture.json")
+    assert written == given_architecture("parallel", 3, written.width) and metrics["architecture"] == written.to_json()
+    progress = json.loads((tmp_path / "parallel" / "progress.json").read_text())
+    assert "start_valid_auc" not in progress["phases"]["retrain"] and metrics["best_epoch"] == 1
+    assert [e["learning_rate"] for e in metrics["epochs"]] == pytest.approx([0.002, 0.002, 0.001, 0.0008])
+    again = optfusion_run(synthetic_transform, tmp_path / "file", f"model.optfusion.architecture="
+                          f"{tmp_path / 'parallel' / 'architecture.json'}", "model.optfusion.max_epochs=1")
+    assert again["architecture"] == metrics["architecture"]
+    with pytest.raises(ConfigError, match="model.optfusion.mode / product: soft / filtered, but the architecture"):
+        optfusion_run(synthetic_transform, tmp_path / "soft", "model.optfusion.architecture=parallel",
+                      "model.optfusion.mode=soft")

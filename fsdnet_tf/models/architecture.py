@@ -145,13 +145,36 @@ def derive(connection_logits: np.ndarray, operation_logits: np.ndarray, layers: 
     return Architecture(layers, width, mode, product, open_gates, operations)
 
 
-def parallel_architecture(layers: int, width: int, operation: str = "add") -> Architecture:
+def parallel_architecture(layers: int, width: int, operation: str = "add",
+                          output_operation: Optional[str] = None) -> Architecture:
     """The parallel DCN pattern: C0 ← x0, c_l ← c_{l−1} (C0 for l = 1), d_l ← d_{l−1} (x0 for l = 1),
-    output ← c_L, d_L; one operation everywhere (hard mode)."""
-    gates = {(1, 0), (2, 1), (3, 0), (output_node(layers), 2 * layers), (output_node(layers), 2 * layers + 1)}
+    output ← c_L, d_L; ``operation`` everywhere but the output, which has ``output_operation``
+    (default the same) (hard mode)."""
+    last = output_node(layers)
+    gates = {(1, 0), (2, 1), (3, 0), (last, 2 * layers), (last, 2 * layers + 1)}
     gates |= {(2 * l, 2 * l - 2) for l in range(2, layers + 1)} | {(2 * l + 1, 2 * l - 1) for l in range(2, layers + 1)}
-    return Architecture(layers, width, "hard", "filtered", frozenset(gates),
-                        {r: operation for r in fusion_destinations(layers)})
+    operations = {r: operation for r in fusion_destinations(layers)}
+    operations[last] = output_operation or operation
+    return Architecture(layers, width, "hard", "filtered", frozenset(gates), operations)
+
+
+# Named wirings for model.optfusion.architecture. "parallel" is DCN's: the single-input blocks
+# take their input as it is (add of one input), the output reads [c_L; d_L] through a linear layer.
+PATTERNS = {"parallel": lambda layers, width: parallel_architecture(layers, width, "add", "concat")}
+
+
+def given_architecture(spec: str, layers: int, width: int, key: str = "model.optfusion.architecture") -> Architecture:
+    """A named pattern of ``PATTERNS`` or an architecture.json, checked against the space (L, d0)."""
+    if spec in PATTERNS:
+        return PATTERNS[spec](layers, width)
+    path = pathlib.Path(spec)
+    if not path.is_file():
+        raise ConfigError(f"{key}: {spec!r} is neither a pattern ({', '.join(PATTERNS)}) nor an architecture file")
+    arch = Architecture.read(path)
+    if (arch.layers, arch.width) != (layers, width):
+        raise ConfigError(f"{key}: {spec} has {arch.layers} layers of width {arch.width}, this config "
+                          f"{layers} of {width} (model.cross_layers, fields × model.embedding_dim)")
+    return arch
 
 
 def operation_label(op) -> str:

@@ -14,10 +14,13 @@ the search's weights (its start competing as epoch 0) or freshly initialised. Ru
     checkpoints/search/{last,best}  checkpoints/retrain/{last,best}  tensorboard/
 
 ``progress.json`` holds each phase's state, so a killed run resumes in its phase and epoch.
-With ``model.optfusion.search_run`` the search of that finished run is derived and inherited.
+With ``model.optfusion.search_run`` the search of that finished run is derived and inherited;
+with ``model.optfusion.architecture`` there is no search: the given wiring (a pattern or an
+architecture.json) is trained from a fresh initialisation.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import pathlib
@@ -32,7 +35,8 @@ from fsdnet_tf.config import ConfigError, load_config
 from fsdnet_tf.data.input import TrainInput
 from fsdnet_tf.features import LABEL_KEY
 from fsdnet_tf.models import count_parameters
-from fsdnet_tf.models.architecture import OPERATIONS, Architecture, derive, draw, fusion_destinations, used_gates
+from fsdnet_tf.models.architecture import (OPERATIONS, PATTERNS, Architecture, derive, draw, fusion_destinations,
+                                           given_architecture, used_gates)
 from fsdnet_tf.models.optfusion import OUTPUT_HEAD, build_optfusion
 from fsdnet_tf.preflight import require_finished_run
 from fsdnet_tf.training.epoch_loop import EpochRunner, SecondGroup, make_step
@@ -115,18 +119,23 @@ class OptFusionTrainer(Trainer):
         self.evaluator = SplitEvaluator(self.transform, self.config.train, self.config.dataset.group_field)
         self._writer = tf.summary.create_file_writer(str(self.write_dir / "tensorboard"))
         self._started, self._progress = started, progress
-        if o.search_run:
-            search_dir = pathlib.Path(o.search_run)
-            metrics = check_search_run(search_dir, self.config, self.transform.contract.fields)
-            search = dict(metrics["phases"]["search"], run_dir=str(search_dir.resolve()))
+        search, search_checkpoint = None, None
+        if o.architecture:
+            architecture = self._given_architecture()
         else:
-            search_dir = self.write_dir
-            if "result" not in progress["phases"].get("search", {}):
-                progress["phases"]["search"] = self._search(progress["phases"].get("search"))
-            search = phase_summary(progress["phases"]["search"])
-        architecture = self._derive(search_dir / search["best_checkpoint"])
+            if o.search_run:
+                search_dir = pathlib.Path(o.search_run)
+                metrics = check_search_run(search_dir, self.config, self.transform.contract.fields)
+                search = dict(metrics["phases"]["search"], run_dir=str(search_dir.resolve()))
+            else:
+                search_dir = self.write_dir
+                if "result" not in progress["phases"].get("search", {}):
+                    progress["phases"]["search"] = self._search(progress["phases"].get("search"))
+                search = phase_summary(progress["phases"]["search"])
+            search_checkpoint = search_dir / search["best_checkpoint"]
+            architecture = self._derive(search_checkpoint)
         if "result" not in progress["phases"].get("retrain", {}):
-            progress["phases"]["retrain"] = self._retrain(architecture, search_dir / search["best_checkpoint"],
+            progress["phases"]["retrain"] = self._retrain(architecture, search_checkpoint,
                                                           progress["phases"].get("retrain"))
         return self._finish_optfusion(architecture, search, time.perf_counter() - started)
 
@@ -138,7 +147,7 @@ class OptFusionTrainer(Trainer):
 
     def _schedule(self, learning_rate: float, eval_at_start: bool) -> Schedule:
         o, t = self.config.model.optfusion, self.config.train
-        return Schedule(learning_rate, 1.0, learning_rate, o.patience, o.max_epochs, t.min_delta,
+        return Schedule(learning_rate, o.lr_decay, min(t.min_lr, learning_rate), o.patience, o.max_epochs, t.min_delta,
                         eval_at_start=eval_at_start, monitor=tuple(t.monitor.items()))
 
     def _network_optimizer(self, learning_rate: float, variables: list):
@@ -229,7 +238,25 @@ class OptFusionTrainer(Trainer):
                            for r in fusion_destinations(network.num_layers)))
         return architecture
 
-    def _retrain(self, architecture: Architecture, search_checkpoint: pathlib.Path, state: Optional[dict]) -> dict:
+    def _given_architecture(self) -> Architecture:
+        """``model.optfusion.architecture``: a pattern or another run's wiring, kept in this run
+        directory as if derived here."""
+        cfg, o = self.config, self.config.model.optfusion
+        width = len(self.transform.contract.fields) * cfg.model.embedding_dim
+        architecture = given_architecture(o.architecture, cfg.model.cross_layers, width)
+        if o.architecture in PATTERNS:
+            architecture = dataclasses.replace(architecture, product=o.product)
+        if (architecture.mode, architecture.product) != (o.mode, o.product):
+            raise ConfigError(f"model.optfusion.mode / product: {o.mode} / {o.product}, but the architecture "
+                              f"{o.architecture} is {architecture.mode} / {architecture.product}")
+        architecture.write(self.write_dir / ARCHITECTURE_FILE)
+        draw(architecture, self.write_dir / ARCHITECTURE_PLOT)
+        log.info("given architecture %s: %d open gates, %d blocks reachable", o.architecture,
+                 len(architecture.open_gates), len(architecture.reachable()) - 1)
+        return architecture
+
+    def _retrain(self, architecture: Architecture, search_checkpoint: Optional[pathlib.Path],
+                 state: Optional[dict]) -> dict:
         cfg, o = self.config, self.config.model.optfusion
         fields, vocab = self.transform.contract.fields, self.transform.vocab_sizes()
         learning_rate = o.retrain_learning_rate or o.learning_rate
@@ -258,6 +285,6 @@ class OptFusionTrainer(Trainer):
         metrics = self._phases_metrics(self._progress, [p for p in ("search", "retrain") if p in phases], model,
                                        seconds)
         metrics.update(architecture=architecture.to_json(),
-                       phases={"search": search, "retrain": phase_summary(phases["retrain"])})
+                       phases={**({"search": search} if search else {}), "retrain": phase_summary(phases["retrain"])})
         return self._publish_phases(metrics, self._progress)
 
