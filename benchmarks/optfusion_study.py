@@ -9,7 +9,10 @@ shipped settings of SPEC_WAVE2 §3.6 with the dataset's config) and ``optfusion_
 same search re-trained soft: ``model.optfusion.search_run`` points at the hard run, so one
 search serves both). Each schedule of ``SCHEDULES`` repeats them with other settings; ``zoo``
 gives the Dense blocks the hand-wired deep towers' regularisation (BatchNorm, and the dataset
-config's ``model.dropout``). The hand-wired models are the stored runs of the zoo and main
+config's ``model.dropout``); ``bn`` BatchNorm alone and the hand-wired runs' plateau decay of
+the learning rate. The schedules of ``CONTROLS`` also train the hand-wired parallel DCN pattern
+in OptFusion's blocks with the schedule's settings and no search (``parallel``): it tells the
+search's share of a gap from the blocks' and the recipe's. The hand-wired models are the stored runs of the zoo and main
 studies (same files, same seeds). Resumable: stored runs (``results/<dataset>_optfusion_runs/``) are
 never trained again; a seed's soft run starts when its hard run has finished. The report,
 ``<dataset>_optfusion.md`` / ``.json``, is rebuilt after every finished run, with each seed's
@@ -41,18 +44,27 @@ LABELS = {"optfusion_hard": "OptFusion-Hard", "optfusion_soft": "OptFusion-Soft"
           "optfusion_hard_e100": "OptFusion-Hard (≤ 100 epochs)", "optfusion_soft_e100": "OptFusion-Soft (≤ 100 epochs)",
           "optfusion_hard_zoo": "OptFusion-Hard (zoo blocks, ≤ 100 epochs)",
           "optfusion_soft_zoo": "OptFusion-Soft (zoo blocks, ≤ 100 epochs)",
+          "optfusion_hard_bn": "OptFusion-Hard (BatchNorm, decay)", "optfusion_soft_bn": "OptFusion-Soft (BatchNorm, decay)",
+          "parallel_e100": "parallel pattern, no search (≤ 100 epochs)",
+          "parallel_bn": "parallel pattern, no search (BatchNorm, decay)",
           "dcn": "DCN", "dcnv2": "DCNv2", "fsdnet": "FSDNet"}
 DERIVED = ("optfusion_hard", "optfusion_soft", "optfusion_hard_e100", "optfusion_soft_e100", "optfusion_hard_zoo",
-           "optfusion_soft_zoo")
+           "optfusion_soft_zoo", "optfusion_hard_bn", "optfusion_soft_bn")
 SEARCH_COST_TARGET = 3.0
 log = logging.getLogger("optfusion_study")
 
 
 # The shipped OptFusion settings (SPEC_WAVE2 §3.6: ≤ 20 epochs per phase), the same with up to
-# 100 (the hand-wired runs' train.max_epochs), patience 2 all, and with the zoo's deep blocks.
+# 100 (the hand-wired runs' train.max_epochs), patience 2 all, with the zoo's deep blocks, and
+# with BatchNorm and the hand-wired runs' schedule (learning rate × 0.1 after an epoch without
+# a valid improvement, in search and re-train).
 SCHEDULES = {"spec": ("", ()), "e100": ("_e100", (("model.optfusion.max_epochs", 100),)),
-             "zoo": ("_zoo", (("model.optfusion.max_epochs", 100), ("model.optfusion.batch_norm", True)))}
+             "zoo": ("_zoo", (("model.optfusion.max_epochs", 100), ("model.optfusion.batch_norm", True))),
+             "bn": ("_bn", (("model.optfusion.max_epochs", 100), ("model.optfusion.batch_norm", True),
+                            ("model.optfusion.lr_decay", 0.1)))}
 DATASET_DROPOUT_SCHEDULES = ("zoo",)     # these also set model.optfusion.dropout to the config's model.dropout
+CONTROLS = ("e100", "bn")                # these also train the parallel pattern without a search
+CONTROL_VARIANTS = tuple(f"parallel{SCHEDULES[k][0]}" for k in CONTROLS)
 
 
 @functools.lru_cache(maxsize=None)
@@ -81,16 +93,25 @@ def soft_run(seed: int, config: str, work_dir: pathlib.Path, schedule: str = "sp
                       settings=settings + (("model.optfusion.mode", "soft"), ("model.optfusion.search_run", str(search))))
 
 
-def plan(config: str, work_dir: pathlib.Path, schedules=tuple(SCHEDULES)) -> list[tuple[zoo.ZooRun, zoo.ZooRun]]:
-    return [(hard_run(s, config, k), soft_run(s, config, work_dir, k)) for k in schedules for s in SEEDS]
+def parallel_run(seed: int, config: str, schedule: str) -> zoo.ZooRun:
+    suffix, settings = schedule_settings(schedule, config)
+    return zoo.ZooRun("optfusion", seed, group="optfusion", label=f"parallel{suffix}", config=config,
+                      settings=settings + (("model.optfusion.architecture", "parallel"),))
+
+
+def plan(config: str, work_dir: pathlib.Path, schedules=tuple(SCHEDULES)) -> list[tuple[zoo.ZooRun, ...]]:
+    """Per schedule and seed, the runs to train in order: hard, soft (its search is the hard
+    run's) and, for the schedules of ``CONTROLS``, the parallel pattern."""
+    return [(hard_run(s, config, k), soft_run(s, config, work_dir, k))
+            + ((parallel_run(s, config, k),) if k in CONTROLS else ()) for k in schedules for s in SEEDS]
 
 
 def train_pairs(study: reproduce.Study, pairs, report) -> int:
-    """Each seed's hard run, then its soft run, ``study.jobs`` runs at a time."""
+    """Each seed's runs of ``plan`` in order, ``study.jobs`` seeds at a time."""
     failed = []
 
-    def pair(hard, soft):
-        for run in (hard, soft):
+    def pair(*runs):
+        for run in runs:
             if reproduce.stored_result(run, study.runs_dir) is None:
                 metrics = study.train(run)
                 log.info("%s: test AUC %.5f logloss %.5f, %.0f s", run.name, metrics["test"]["auc"],
@@ -101,7 +122,7 @@ def train_pairs(study: reproduce.Study, pairs, report) -> int:
                     log.exception("the report could not be written")
 
     with concurrent.futures.ThreadPoolExecutor(study.jobs) as pool:
-        for future in concurrent.futures.as_completed([pool.submit(pair, h, s) for h, s in pairs]):
+        for future in concurrent.futures.as_completed([pool.submit(pair, *runs) for runs in pairs]):
             try:
                 future.result()
             except Exception as err:  # one failed seed must not stop the others
@@ -113,8 +134,8 @@ def train_pairs(study: reproduce.Study, pairs, report) -> int:
 def collect(dataset: str, results_dir: pathlib.Path, work_dir: pathlib.Path) -> tuple[dict, list[str]]:
     config, hand_wired, _ = DATASETS[dataset]
     runs, missing = {}, []
-    for hard, soft in plan(config, work_dir):
-        for run in (hard, soft):
+    for runs_of_seed in plan(config, work_dir):
+        for run in runs_of_seed:
             stored = reproduce.stored_result(run, results_dir / f"{dataset}_optfusion_runs")
             if stored is None:
                 missing.append(run.name)
@@ -176,7 +197,7 @@ def compute(runs: dict) -> dict:
     best_valid = max(hand, key=lambda m: models[m]["valid_auc_mean"])
     best_test = max(hand, key=lambda m: models[m]["test_auc_mean"])
     result.update(best_hand_wired_valid=best_valid, best_hand_wired_test=best_test)
-    for variant in DERIVED:
+    for variant in DERIVED + CONTROL_VARIANTS:
         if variant not in runs:
             continue
         result["comparisons"][variant] = {
@@ -244,7 +265,7 @@ def render(dataset: str, command: str):
                  "(runs two at a time). Seeds " + ", ".join(map(str, SEEDS)) + "; mean ± std over seeds.", "",
                  "| model | seeds | valid AUC | test AUC | test logloss | parameters | epochs | seconds |",
                  "|---|---|---|---|---|---|---|---|"]
-        for name in DERIVED + ("dcn", "dcnv2", "fsdnet"):
+        for name in DERIVED + CONTROL_VARIANTS + ("dcn", "dcnv2", "fsdnet"):
             if name not in models:
                 continue
             m = models[name]
@@ -286,8 +307,8 @@ def render(dataset: str, command: str):
                       f"({cost['retrain_seconds_mean']:.0f} s). Wall times depend on the load: the hand-wired runs "
                       "shared the two cores with one other run; see the study log for how many shared them with "
                       "the OptFusion runs (the spec and e100 schedules, 2026-12-01: two to three other training "
-                      "processes and test runs; the zoo schedule, 2026-12-02: one to three), so the ratio "
-                      "overstates the search's cost.", ""]
+                      "processes and test runs; the zoo schedule, 2026-12-02: one to three; the bn schedule, 2026-12-02: "
+                      "one, the other seed's run), so the ratio overstates the search's cost.", ""]
         lines += ["## Targets", ""] + target_lines(result["targets"])
         if missing:
             lines += ["", "Missing runs: " + ", ".join(missing) + "."]
