@@ -106,8 +106,9 @@ class OptFusionConfig:
     wiring from a fresh initialisation: ``parallel`` (the hand-wired parallel DCN pattern, concat
     at the output) or the path of an architecture.json (another run's derived wiring).
     ``lr_decay``: multiply the network's learning rate by it after every epoch without a valid
-    improvement, down to ``train.min_lr``, in both phases (1.0, the default: none, as the
-    authors; the hand-wired models' runs use ``train.lr_decay``).
+    improvement, down to ``train.min_lr`` (1.0, the default: none, as the authors; the
+    hand-wired models' runs use ``train.lr_decay``); ``retrain_lr_decay``: the same for the
+    re-train (null: ``lr_decay``), as ``retrain_learning_rate`` is to ``learning_rate``.
     ``product``: filtered (ours, both phases) or authors (plain in search and soft re-train).
     ``block_width``: the Dense blocks' width; null is d0, another width gets a linear adapter
     back to d0 (``width_adapter: project``) or is refused (``reject``). ``batch_norm`` and
@@ -132,6 +133,7 @@ class OptFusionConfig:
     learning_rate: float = 1e-3
     retrain_learning_rate: Optional[float] = None
     lr_decay: float = 1.0
+    retrain_lr_decay: Optional[float] = None
     patience: int = 2
     max_epochs: int = 20
 
@@ -302,8 +304,10 @@ def _validate_optfusion(m: ModelConfig) -> ModelConfig:
         raise ConfigError("model.optfusion.held_out_fraction: must be in (0, 0.5)")
     if not 0 <= o.dropout < 1:
         raise ConfigError(f"model.optfusion.dropout: {o.dropout} is not in [0, 1)")
-    if not 0 < o.lr_decay <= 1:
-        raise ConfigError(f"model.optfusion.lr_decay: {o.lr_decay} is not in (0, 1] (1.0 is no decay)")
+    for key in ("lr_decay", "retrain_lr_decay"):
+        value = getattr(o, key)
+        if value is not None and not 0 < value <= 1:
+            raise ConfigError(f"model.optfusion.{key}: {value} is not in (0, 1] (1.0 is no decay)")
     if o.architecture is not None:
         if o.search_run is not None:
             raise ConfigError("model.optfusion.search_run: a given model.optfusion.architecture has no search to "

@@ -257,9 +257,10 @@ def test_retrain_init_follows_the_search_and_a_given_architecture_has_none():
         optfusion_config("model.optfusion.architecture=parallel", "model.optfusion.retrain_init=inherit")
     with pytest.raises(ConfigError, match="model.optfusion.search_run: a given model.optfusion.architecture"):
         optfusion_config("model.optfusion.architecture=parallel", "model.optfusion.search_run=/tmp")
-    for bad in ("0", "1.5"):
-        with pytest.raises(ConfigError, match="model.optfusion.lr_decay"):
-            optfusion_config(f"model.optfusion.lr_decay={bad}")
+    for key in ("lr_decay", "retrain_lr_decay"):
+        for bad in ("0", "1.5"):
+            with pytest.raises(ConfigError, match=f"model.optfusion.{key}: {bad}"):
+                optfusion_config(f"model.optfusion.{key}={bad}")
 
 
 def test_a_given_architecture_is_a_pattern_or_a_file_of_the_same_space(tmp_path):

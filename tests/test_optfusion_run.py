@@ -136,7 +136,7 @@ def test_a_given_architecture_is_trained_from_scratch_without_a_search(synthetic
     from fsdnet_tf.models.architecture import given_architecture
     # min_delta 1.0: only the first epoch counts as an improvement, so the rate decays after each later one.
     metrics = optfusion_run(synthetic_transform, tmp_path / "parallel", "model.optfusion.architecture=parallel",
-                            "model.optfusion.lr_decay=0.5", "model.optfusion.learning_rate=0.002",
+                            "model.optfusion.retrain_lr_decay=0.5", "model.optfusion.learning_rate=0.002",
                             "model.optfusion.max_epochs=4", "model.optfusion.patience=3", "train.min_delta=1.0",
                             "train.min_lr=0.0008")
     assert set(metrics["phases"]) == {"retrain"} and {e["phase"] for e in metrics["epochs"]} == {"retrain"}
@@ -151,3 +151,13 @@ def test_a_given_architecture_is_trained_from_scratch_without_a_search(synthetic
     with pytest.raises(ConfigError, match="model.optfusion.mode / product: soft / filtered, but the architecture"):
         optfusion_run(synthetic_transform, tmp_path / "soft", "model.optfusion.architecture=parallel",
                       "model.optfusion.mode=soft")
+
+
+def test_the_search_decays_by_lr_decay_and_the_retrain_by_retrain_lr_decay(synthetic_transform, tmp_path):
+    # min_delta 1.0: every epoch after a phase's first counts as no improvement.
+    metrics = optfusion_run(synthetic_transform, tmp_path / "decay", "model.optfusion.lr_decay=0.5",
+                            "model.optfusion.retrain_lr_decay=1.0", "model.optfusion.retrain_init=reinit",
+                            "model.optfusion.patience=3", "model.optfusion.max_epochs=3", "train.min_delta=1.0")
+    rates = {phase: [e["learning_rate"] for e in metrics["epochs"] if e["phase"] == phase]
+             for phase in ("search", "retrain")}
+    assert rates == {"search": pytest.approx([1e-3, 1e-3, 5e-4]), "retrain": pytest.approx([1e-3] * 3)}

@@ -145,9 +145,9 @@ class OptFusionTrainer(Trainer):
         self._progress["seconds"] = time.perf_counter() - self._started
         write_json_atomic(self.write_dir / "progress.json", self._progress)
 
-    def _schedule(self, learning_rate: float, eval_at_start: bool) -> Schedule:
+    def _schedule(self, learning_rate: float, lr_decay: float, eval_at_start: bool) -> Schedule:
         o, t = self.config.model.optfusion, self.config.train
-        return Schedule(learning_rate, o.lr_decay, min(t.min_lr, learning_rate), o.patience, o.max_epochs, t.min_delta,
+        return Schedule(learning_rate, lr_decay, min(t.min_lr, learning_rate), o.patience, o.max_epochs, t.min_delta,
                         eval_at_start=eval_at_start, monitor=tuple(t.monitor.items()))
 
     def _network_optimizer(self, learning_rate: float, variables: list):
@@ -217,9 +217,9 @@ class OptFusionTrainer(Trainer):
         log.info("phase search: supernet of %d network and %d architecture parameters",
                  count_parameters(model) - sum(int(np.prod(v.shape)) for v in model.architecture_variables),
                  sum(int(np.prod(v.shape)) for v in model.architecture_variables))
-        return self._run_phase("search", model, optimizer, step, train_input, self._schedule(o.learning_rate, False),
-                               state, {"architecture_optimizer": arch_optimizer},
-                               after_epoch=lambda: architecture_summary(model))
+        return self._run_phase("search", model, optimizer, step, train_input,
+                               self._schedule(o.learning_rate, o.lr_decay, False), state,
+                               {"architecture_optimizer": arch_optimizer}, after_epoch=lambda: architecture_summary(model))
 
     def _derive(self, checkpoint: pathlib.Path) -> Architecture:
         cfg, o = self.config, self.config.model.optfusion
@@ -260,6 +260,7 @@ class OptFusionTrainer(Trainer):
         cfg, o = self.config, self.config.model.optfusion
         fields, vocab = self.transform.contract.fields, self.transform.vocab_sizes()
         learning_rate = o.retrain_learning_rate or o.learning_rate
+        lr_decay = o.lr_decay if o.retrain_lr_decay is None else o.retrain_lr_decay
         with self.strategy.scope():
             tf_keras.utils.set_random_seed(cfg.seed)
             model = build_optfusion(cfg.model, fields, vocab, cfg.seed, architecture)
@@ -273,8 +274,8 @@ class OptFusionTrainer(Trainer):
         step = make_step(bce_objective(model), model.trainable_variables, optimizer, self.strategy)
         log.info("phase retrain: OptFusion-%s, %d parameters, %s weights", o.mode, count_parameters(model),
                  "inherited" if inherit else "fresh")
-        return self._run_phase("retrain", model, optimizer, step, train_input, self._schedule(learning_rate, inherit),
-                               state)
+        return self._run_phase("retrain", model, optimizer, step, train_input,
+                               self._schedule(learning_rate, lr_decay, inherit), state)
 
     # ------------------------------------------------------------------ result
     def _finish_optfusion(self, architecture: Architecture, search: dict, seconds: float) -> dict:
