@@ -38,7 +38,7 @@ import reproduce
 SEEDS = (2023, 2024, 2025)
 DATASETS = {  # config, hand-wired runs (results subdirectory → models), data directory
     "frappe": ("frappe", {"frappe_zoo_runs": ("dcn",), "frappe_runs": ("dcnv2", "fsdnet")}, "frappe"),
-    "movielens1m": ("movielens1m_ctr", {"movielens1m_runs": ("dcnv2", "fsdnet")}, "movielens1m"),
+    "movielens1m": ("movielens1m_ctr", {"movielens1m_runs": ("dcnv2", "fsdnet")}, "movielens1m/ctr"),
 }
 LABELS = {"optfusion_hard": "OptFusion-Hard", "optfusion_soft": "OptFusion-Soft",
           "optfusion_hard_e100": "OptFusion-Hard (≤ 100 epochs)", "optfusion_soft_e100": "OptFusion-Soft (≤ 100 epochs)",
