@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -163,10 +163,12 @@ def parallel_architecture(layers: int, width: int, operation: str = "add",
 PATTERNS = {"parallel": lambda layers, width: parallel_architecture(layers, width, "add", "concat")}
 
 
-def given_architecture(spec: str, layers: int, width: int, key: str = "model.optfusion.architecture") -> Architecture:
-    """A named pattern of ``PATTERNS`` or an architecture.json, checked against the space (L, d0)."""
+def given_architecture(spec: str, layers: int, width: int, product: str = "filtered") -> Architecture:
+    """A named pattern of ``PATTERNS`` (with ``product``: none of them uses it) or an
+    architecture.json, checked against the space (L, d0)."""
+    key = "model.optfusion.architecture"
     if spec in PATTERNS:
-        return PATTERNS[spec](layers, width)
+        return replace(PATTERNS[spec](layers, width), product=product)
     path = pathlib.Path(spec)
     if not path.is_file():
         raise ConfigError(f"{key}: {spec!r} is neither a pattern ({', '.join(PATTERNS)}) nor an architecture file")

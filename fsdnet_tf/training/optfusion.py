@@ -20,7 +20,6 @@ architecture.json) is trained from a fresh initialisation.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import pathlib
@@ -35,7 +34,7 @@ from fsdnet_tf.config import ConfigError, load_config
 from fsdnet_tf.data.input import TrainInput
 from fsdnet_tf.features import LABEL_KEY
 from fsdnet_tf.models import count_parameters
-from fsdnet_tf.models.architecture import (OPERATIONS, PATTERNS, Architecture, derive, draw, fusion_destinations,
+from fsdnet_tf.models.architecture import (OPERATIONS, Architecture, derive, draw, fusion_destinations,
                                            given_architecture, used_gates)
 from fsdnet_tf.models.optfusion import OUTPUT_HEAD, build_optfusion
 from fsdnet_tf.preflight import require_finished_run
@@ -243,9 +242,7 @@ class OptFusionTrainer(Trainer):
         directory as if derived here."""
         cfg, o = self.config, self.config.model.optfusion
         width = len(self.transform.contract.fields) * cfg.model.embedding_dim
-        architecture = given_architecture(o.architecture, cfg.model.cross_layers, width)
-        if o.architecture in PATTERNS:
-            architecture = dataclasses.replace(architecture, product=o.product)
+        architecture = given_architecture(o.architecture, cfg.model.cross_layers, width, o.product)
         if (architecture.mode, architecture.product) != (o.mode, o.product):
             raise ConfigError(f"model.optfusion.mode / product: {o.mode} / {o.product}, but the architecture "
                               f"{o.architecture} is {architecture.mode} / {architecture.product}")
