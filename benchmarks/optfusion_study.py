@@ -45,11 +45,13 @@ LABELS = {"optfusion_hard": "OptFusion-Hard", "optfusion_soft": "OptFusion-Soft"
           "optfusion_hard_zoo": "OptFusion-Hard (zoo blocks, ≤ 100 epochs)",
           "optfusion_soft_zoo": "OptFusion-Soft (zoo blocks, ≤ 100 epochs)",
           "optfusion_hard_bn": "OptFusion-Hard (BatchNorm, decay)", "optfusion_soft_bn": "OptFusion-Soft (BatchNorm, decay)",
+          "optfusion_hard_rd": "OptFusion-Hard (BatchNorm, re-train decay)",
+          "optfusion_soft_rd": "OptFusion-Soft (BatchNorm, re-train decay)",
           "parallel_e100": "parallel pattern, no search (≤ 100 epochs)",
           "parallel_bn": "parallel pattern, no search (BatchNorm, decay)",
           "dcn": "DCN", "dcnv2": "DCNv2", "fsdnet": "FSDNet"}
 DERIVED = ("optfusion_hard", "optfusion_soft", "optfusion_hard_e100", "optfusion_soft_e100", "optfusion_hard_zoo",
-           "optfusion_soft_zoo", "optfusion_hard_bn", "optfusion_soft_bn")
+           "optfusion_soft_zoo", "optfusion_hard_bn", "optfusion_soft_bn", "optfusion_hard_rd", "optfusion_soft_rd")
 SEARCH_COST_TARGET = 3.0
 log = logging.getLogger("optfusion_study")
 
@@ -57,13 +59,19 @@ log = logging.getLogger("optfusion_study")
 # The shipped OptFusion settings (SPEC_WAVE2 §3.6: ≤ 20 epochs per phase), the same with up to
 # 100 (the hand-wired runs' train.max_epochs), patience 2 all, with the zoo's deep blocks, and
 # with BatchNorm and the hand-wired runs' schedule (learning rate × 0.1 after an epoch without
-# a valid improvement, in search and re-train).
+# a valid improvement, in search and re-train), and the same with the decay in the re-train only
+# (the search at the authors' constant rate: a decayed rate freezes the gates where an early dip
+# in valid AUC left them).
 SCHEDULES = {"spec": ("", ()), "e100": ("_e100", (("model.optfusion.max_epochs", 100),)),
              "zoo": ("_zoo", (("model.optfusion.max_epochs", 100), ("model.optfusion.batch_norm", True))),
              "bn": ("_bn", (("model.optfusion.max_epochs", 100), ("model.optfusion.batch_norm", True),
-                            ("model.optfusion.lr_decay", 0.1)))}
+                            ("model.optfusion.lr_decay", 0.1))),
+             "rd": ("_rd", (("model.optfusion.max_epochs", 100), ("model.optfusion.batch_norm", True),
+                            ("model.optfusion.retrain_lr_decay", 0.1)))}
 DATASET_DROPOUT_SCHEDULES = ("zoo",)     # these also set model.optfusion.dropout to the config's model.dropout
-CONTROLS = ("e100", "bn")                # these also train the parallel pattern without a search
+# These also train the parallel pattern without a search (rd's would repeat bn's: without a
+# search only the re-train's decay applies).
+CONTROLS = ("e100", "bn")
 CONTROL_VARIANTS = tuple(f"parallel{SCHEDULES[k][0]}" for k in CONTROLS)
 
 
@@ -307,8 +315,8 @@ def render(dataset: str, command: str):
                       f"({cost['retrain_seconds_mean']:.0f} s). Wall times depend on the load: the hand-wired runs "
                       "shared the two cores with one other run; see the study log for how many shared them with "
                       "the OptFusion runs (the spec and e100 schedules, 2026-12-01: two to three other training "
-                      "processes and test runs; the zoo schedule, 2026-12-02: one to three; the bn schedule, 2026-12-02: "
-                      "one, the other seed's run), so the ratio overstates the search's cost.", ""]
+                      "processes and test runs; the zoo schedule, 2026-12-02: one to three; the bn and rd "
+                      "schedules, 2026-12-02: one, the other seed's run), so the ratio overstates the search's cost.", ""]
         lines += ["## Targets", ""] + target_lines(result["targets"])
         if missing:
             lines += ["", "Missing runs: " + ", ".join(missing) + "."]

@@ -308,3 +308,25 @@ def test_tf4ctr_tuning_stops_after_the_last_round_and_never_reuses_a_set_key():
     assert leader.further().name == "dropout0.0" and leader.further().further() is None
     assert leader.combined("emb").name == "dropout0.1+emb32"
     assert dict(leader.combined("emb").settings) == {"model.dropout": 0.1, "model.embedding_dim": 32}
+
+
+def test_optfusion_plan_runs_each_schedule_per_seed_and_the_soft_run_reuses_its_hard_search(tmp_path):
+    import optfusion_study as study
+    plan = study.plan("frappe", tmp_path)
+    names = [run.name for runs in plan for run in runs]
+    assert len(names) == len(set(names))
+    by_name = {run.name: run for runs in plan for run in runs}
+    assert all(f"optfusion_soft{suffix}_s2023" in by_name for suffix, _ in study.SCHEDULES.values())
+    assert {n for n in names if n.startswith("parallel")} == {
+        f"parallel{study.SCHEDULES[k][0]}_s{s}" for k in study.CONTROLS for s in study.SEEDS}
+    for runs in plan:       # hard first, then soft reading the hard run's search
+        hard, soft = runs[:2]
+        assert dict(soft.settings)["model.optfusion.search_run"] == str(tmp_path / "runs" / hard.name)
+        assert {n: v for n, v in soft.settings if n != "model.optfusion.search_run"} == {
+            **dict(hard.settings), "model.optfusion.mode": "soft"}
+    # rd: the search at the constant rate, the re-train decayed; bn decays both
+    rd = by_name["optfusion_hard_rd_s2024"].expected_config()["model"]["optfusion"]
+    bn = by_name["optfusion_hard_bn_s2024"].expected_config()["model"]["optfusion"]
+    assert (rd["lr_decay"], rd["retrain_lr_decay"], rd["batch_norm"]) == (1.0, 0.1, True)
+    assert (bn["lr_decay"], bn["retrain_lr_decay"], bn["batch_norm"]) == (0.1, None, True)
+    assert by_name["parallel_bn_s2025"].expected_config()["model"]["optfusion"]["architecture"] == "parallel"
