@@ -93,6 +93,35 @@ def test_hint_on_parts_equals_hint_on_the_vectors_with_the_same_gradients():
     np.testing.assert_allclose(losses.hint_mse(tuple(teacher), regrouped).numpy(), whole.numpy(), rtol=1e-6)
 
 
+@pytest.mark.parametrize("shape", ["parts", "vectors", "regrouped"])
+def test_summed_hint_equals_the_per_student_hints_with_the_same_gradients(shape):
+    """The fused hint (one pass, hand-written gradient) is Σ over students and examples of hint_mse."""
+    rng = np.random.default_rng(1)
+    teacher = [tf.Variable(rng.normal(size=(6, w)).astype(np.float32)) for w in (3, 5)]
+    students = [[tf.Variable(rng.normal(size=(6, w)).astype(np.float32)) for w in (3, 5)] for _ in range(2)]
+
+    def view(parts):
+        if shape == "vectors":
+            return tf.concat(parts, -1)
+        if shape == "regrouped" and parts is students[1]:      # other widths: compared as whole vectors
+            whole = tf.concat(parts, -1)
+            return (whole[:, :4], whole[:, 4:])
+        return tuple(parts)
+    variables = teacher + [v for s in students for v in s]
+    with tf.GradientTape(persistent=True) as tape:
+        fused = losses.summed_hint(view(teacher), [view(s) for s in students])
+        reference = tf.add_n([tf.reduce_sum(losses.hint_mse(tf.concat(teacher, -1), tf.concat(s, -1)))
+                              for s in students])
+    assert float(fused) == pytest.approx(float(reference), rel=1e-6)
+    for mine, theirs in zip(tape.gradient(fused, variables), tape.gradient(reference, variables), strict=True):
+        np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-7)
+    with tf.GradientTape() as tape:      # a detached teacher gets no gradient, the students theirs
+        detached = losses.summed_hint(tf.nest.map_structure(tf.stop_gradient, view(teacher)),
+                                      [view(s) for s in students])
+    grads = tape.gradient(detached, variables)
+    assert all(g is None for g in grads[:2]) and all(g is not None for g in grads[2:])
+
+
 def test_objective_reads_the_hint_from_the_parts():
     """With parts given, the hint never reads the concatenated vector (here a wrong one)."""
     from fsdnet_tf.config import ModelConfig
