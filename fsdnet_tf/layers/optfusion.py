@@ -16,6 +16,7 @@ from typing import Optional
 import tensorflow as tf
 import tf_keras
 
+from fsdnet_tf.layers.batch_norm import FlatBatchNorm
 from fsdnet_tf.layers.towers import CountedDropout
 from fsdnet_tf.models.architecture import (OPERATIONS, Architecture, fusion_destinations, node_names,
                                            output_node, sources)
@@ -63,7 +64,7 @@ class DeepBlock(tf_keras.layers.Layer):
         super().__init__(**kwargs)
         self.width, self.block_width, self.batch_norm, self.dropout = width, block_width, batch_norm, dropout
         self.dense = torch_dense(block_width, width, activation=None if batch_norm else "relu", name="dense")
-        self.normalise = (tf_keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="bn")
+        self.normalise = (FlatBatchNorm(momentum=0.9, epsilon=1e-5, name="bn")
                           if batch_norm else None)
         self.drop = CountedDropout(dropout, seed=seed, name="dropout") if dropout > 0 else None
         self.adapter = torch_dense(width, block_width, name="adapter") if block_width != width else None

@@ -7,6 +7,8 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tf_keras
 
+from fsdnet_tf.layers.batch_norm import FlatBatchNorm
+
 
 def glorot_normal() -> tf_keras.initializers.Initializer:
     """Glorot (Xavier) normal, untruncated — the reference's ``xavier_normal_``."""
@@ -112,7 +114,7 @@ class DeepTower(tf_keras.layers.Layer):
         for i, width in enumerate(self.units):
             block = [tf_keras.layers.Dense(width, kernel_initializer=glorot_normal(), name=f"dense_{i}")]
             if batch_norm:
-                block.append(tf_keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"bn_{i}"))
+                block.append(FlatBatchNorm(momentum=0.9, epsilon=1e-5, name=f"bn_{i}"))
             block.append(tf_keras.layers.ReLU(name=f"relu_{i}"))
             block.append(CountedDropout(dropout, seed=seed * 1000 + i, name=f"dropout_{i}"))
             self.blocks.append(block)
