@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 import tensorflow as tf
+import tf_keras
 
 
 def matmul_gflops() -> float:
@@ -46,18 +47,36 @@ def model_flops_per_example(cfg, fields: int) -> float:
 
 
 XLA_SUFFIX = "+xla"
+# The deep blocks with Keras' own BatchNormalization (unfused on (B, H) inputs), the layer
+# FlatBatchNorm replaced: its cost, measured in the same run.
+KERAS_BN_SUFFIX = "+keras_bn"
+SUFFIXES = (XLA_SUFFIX, KERAS_BN_SUFFIX)
+
+
+def model_type_of(name: str) -> str:
+    for suffix in SUFFIXES:
+        name = name.removesuffix(suffix)
+    return name
 
 
 def trainer_for(name: str, transform_dir: str):
-    """A built trainer for ``name``: a model type, or a model type + XLA (``fsdnet+xla``)."""
+    """A built trainer for ``name``: a model type, with ``+xla`` (train.jit_compile) and/or
+    ``+keras_bn`` (Keras' unfused BatchNormalization in the deep blocks) appended."""
     from fsdnet_tf.config import load_config
+    from fsdnet_tf.layers import towers
     from fsdnet_tf.training.trainer import Trainer
-    model_type = name.removesuffix(XLA_SUFFIX)
-    overrides = [f"model.type={model_type}"] + (["train.jit_compile=true"] if name.endswith(XLA_SUFFIX) else [])
+    model_type = model_type_of(name)
+    overrides = [f"model.type={model_type}"] + (["train.jit_compile=true"] if XLA_SUFFIX in name else [])
     trainer = Trainer(load_config("frappe", overrides), transform_dir,
                       tempfile.mkdtemp(prefix=f"speed-{model_type}-"), progress_bar=False)
     trainer._prepare_run_dir()
-    trainer._build()
+    flat = towers.FlatBatchNorm
+    if KERAS_BN_SUFFIX in name:
+        towers.FlatBatchNorm = tf_keras.layers.BatchNormalization
+    try:
+        trainer._build()
+    finally:
+        towers.FlatBatchNorm = flat
     return trainer
 
 
@@ -81,7 +100,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", default="fsdnet,dcnv2",
-                        help="comma-separated model types (TYPE+xla: with train.jit_compile), or all")
+                        help="comma-separated model types (TYPE+xla: with train.jit_compile; TYPE+keras_bn: Keras' "
+                             "unfused BatchNormalization in the deep blocks), or all")
     parser.add_argument("--output", help="also write the figures to this JSON file")
     parser.add_argument("--real-epochs", default="fsdnet,dcnv2",
                         help="models whose real epochs 2–4 (fsdnet-train's own loop) are timed too; '' for none")
@@ -91,7 +111,7 @@ def main() -> int:
     from fsdnet_tf.config import PARALLEL_TYPES as MODEL_TYPES
     from fsdnet_tf.models import count_parameters
     models = list(MODEL_TYPES) if args.models == "all" else [m.strip() for m in args.models.split(",")]
-    unknown = sorted({m.removesuffix(XLA_SUFFIX) for m in models} - set(MODEL_TYPES)
+    unknown = sorted({model_type_of(m) for m in models} - set(MODEL_TYPES)
                      | ({"fsdnet", "dcnv2"} - set(models)))
     if unknown:
         parser.error(f"--models: {unknown[0]!r} is not a model type or is missing (fsdnet and dcnv2 are required)")
@@ -128,10 +148,12 @@ def main() -> int:
         "examples_per_second": {t: round(r) for t, r in rates.items()},
         "real_epoch_examples_per_second": {t: round(r) for t, r in epochs.items()},
         "real_epoch_over_steps_only": {t: round(r / rates[t.split(",")[0]], 3) for t, r in epochs.items()},
-        "parameters": {t: count_parameters(tr.model) for t, tr in trainers.items() if not t.endswith(XLA_SUFFIX)},
+        "parameters": {t: count_parameters(tr.model) for t, tr in trainers.items() if t == model_type_of(t)},
         "fsdnet_overhead_over_dcnv2": round(rates["dcnv2"] / rates["fsdnet"] - 1, 4),
-        **({"fsdnet_overhead_over_dcnv2_with_xla": round(rates["dcnv2+xla"] / rates["fsdnet+xla"] - 1, 4)}
-           if {"fsdnet+xla", "dcnv2+xla"} <= set(rates) else {}),
+        **{f"fsdnet_overhead_over_dcnv2_with_{suffix[1:]}": round(rates[f"dcnv2{suffix}"] / rates[f"fsdnet{suffix}"] - 1, 4)
+           for suffix in SUFFIXES if {f"fsdnet{suffix}", f"dcnv2{suffix}"} <= set(rates)},
+        "speedup_over_keras_batch_norm": {t: round(rates[t] / rates[t + KERAS_BN_SUFFIX], 3)
+                                          for t in rates if t + KERAS_BN_SUFFIX in rates},
         "matmul_gflops": round(gflops, 1),
         "mflop_per_example": {t: round(f / 1e6, 3) for t, f in flops.items()},
         "matmul_ceiling_examples_per_second": {t: round(gflops * 1e9 / f) for t, f in flops.items()},
