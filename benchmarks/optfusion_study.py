@@ -315,8 +315,9 @@ def render(dataset: str, command: str):
                       f"({cost['retrain_seconds_mean']:.0f} s). Wall times depend on the load: the hand-wired runs "
                       "shared the two cores with one other run; see the study log for how many shared them with "
                       "the OptFusion runs (the spec and e100 schedules, 2026-12-01: two to three other training "
-                      "processes and test runs; the zoo schedule, 2026-12-02: one to three; the bn and rd "
-                      "schedules, 2026-12-02: one, the other seed's run), so the ratio overstates the search's cost.", ""]
+                      "processes and test runs; the zoo schedule, 2026-12-02: one to three; the bn schedule, "
+                      "2026-12-02: one, the other seed's run; the rd schedule, 2026-12-02: one to three, the other "
+                      "seed's run, throughput benchmarks and test runs), so the ratio overstates the search's cost.", ""]
         lines += ["## Targets", ""] + target_lines(result["targets"])
         if missing:
             lines += ["", "Missing runs: " + ", ".join(missing) + "."]
