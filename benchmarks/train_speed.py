@@ -54,9 +54,7 @@ SUFFIXES = (XLA_SUFFIX, KERAS_BN_SUFFIX)
 
 
 def model_type_of(name: str) -> str:
-    for suffix in SUFFIXES:
-        name = name.removesuffix(suffix)
-    return name
+    return name.split("+")[0]
 
 
 def trainer_for(name: str, transform_dir: str):
@@ -112,9 +110,10 @@ def main() -> int:
     from fsdnet_tf.models import count_parameters
     models = list(MODEL_TYPES) if args.models == "all" else [m.strip() for m in args.models.split(",")]
     unknown = sorted({model_type_of(m) for m in models} - set(MODEL_TYPES)
+                     | {f"+{s}" for m in models for s in m.split("+")[1:]} - set(SUFFIXES)
                      | ({"fsdnet", "dcnv2"} - set(models)))
     if unknown:
-        parser.error(f"--models: {unknown[0]!r} is not a model type or is missing (fsdnet and dcnv2 are required)")
+        parser.error(f"--models: {unknown[0]!r} is not a model type or variant (+xla, +keras_bn), or is missing (fsdnet and dcnv2 are required)")
     trainers = {t: trainer_for(t, args.transform_dir) for t in models}
     # Full batches only, cycling over epochs: one Frappe epoch has 20 full batches and a short one, so
     # "steps × batch size" over an epoch's batches overstated the rate 1.48× (fixed 2026-12-01).

@@ -77,6 +77,9 @@ def test_trains_under_xla_and_in_float16():
     flat.set_weights([w.astype(np.float32) for w in WEIGHTS])
     compiled = tf.function(lambda x: flat(x, training=True), jit_compile=True)(x).numpy()
     np.testing.assert_allclose(compiled, eager, rtol=1e-4, atol=1e-4)
+    # under XLA, Keras' element-wise ops (XLA fuses them; its lowering of the fused kernel is slow)
+    xla_ops = graph_op_types(flat, tf.TensorSpec([None, 4], tf.float32), jit_compile=True)
+    assert "FusedBatchNormV3" not in xla_ops and "SquaredDifference" in xla_ops
     mixed = FlatBatchNorm(momentum=0.9, epsilon=1e-5, dtype="mixed_float16")     # as under mixed precision
     mixed(tf.zeros([2, 4]))
     mixed.set_weights([w.astype(np.float32) for w in WEIGHTS])
