@@ -74,7 +74,8 @@ def summed_hint(teacher_fused, students_fused: list) -> tf.Tensor:
     The same value as summing ``hint_mse`` per student, computed in fewer passes over the
     (B × d) tensors: each difference is formed once and read by both the value and the
     hand-written gradient, and the teacher's gradient from all students is one sum (autodiff
-    ran seven element-wise kernels per student and part; this runs four).
+    also broadcast the per-example gradient, doubled the difference and negated it, each a
+    pass of its own).
     """
     teacher_parts, students_parts = _as_parts(teacher_fused), [_as_parts(s) for s in students_fused]
     widths = [int(t.shape[-1]) for t in teacher_parts]
