@@ -60,12 +60,9 @@ def hint_mse(teacher_fused, student_fused) -> tf.Tensor:
     """
     if not isinstance(teacher_fused, tuple) and not isinstance(student_fused, tuple):
         return tf.reduce_mean(tf.square(teacher_fused - student_fused), axis=-1)
-    teacher_parts, student_parts = _as_parts(teacher_fused), _as_parts(student_fused)
-    widths = [int(t.shape[-1]) for t in teacher_parts]
-    if widths != [int(s.shape[-1]) for s in student_parts]:
-        teacher_parts, student_parts = (tf.concat(teacher_parts, -1),), (tf.concat(student_parts, -1),)
+    teacher_parts, (student_parts,) = _aligned_parts(teacher_fused, [student_fused])
     squares = tf.add_n([tf.reduce_sum(tf.square(t - s), axis=-1) for t, s in zip(teacher_parts, student_parts)])
-    return squares / float(sum(widths))
+    return squares / float(sum(int(t.shape[-1]) for t in teacher_parts))
 
 
 def summed_hint(teacher_fused, students_fused: list) -> tf.Tensor:
@@ -77,14 +74,19 @@ def summed_hint(teacher_fused, students_fused: list) -> tf.Tensor:
     also broadcast the per-example gradient, doubled the difference and negated it, each a
     pass of its own).
     """
+    teacher_parts, students_parts = _aligned_parts(teacher_fused, students_fused)
+    squares = tf.add_n([_squared_distances(teacher, *[parts[i] for parts in students_parts])
+                        for i, teacher in enumerate(teacher_parts)])
+    return squares / float(sum(int(t.shape[-1]) for t in teacher_parts))
+
+
+def _aligned_parts(teacher_fused, students_fused: list) -> tuple[tuple, list]:
+    """Teacher and students as parts of the same widths: as given, or each whole if the widths differ."""
     teacher_parts, students_parts = _as_parts(teacher_fused), [_as_parts(s) for s in students_fused]
     widths = [int(t.shape[-1]) for t in teacher_parts]
     if any([int(s.shape[-1]) for s in parts] != widths for parts in students_parts):
-        teacher_parts = (tf.concat(teacher_parts, -1),)
-        students_parts = [(tf.concat(parts, -1),) for parts in students_parts]
-    squares = tf.add_n([_squared_distances(teacher, *[parts[i] for parts in students_parts])
-                        for i, teacher in enumerate(teacher_parts)])
-    return squares / float(sum(widths))
+        return (tf.concat(teacher_parts, -1),), [(tf.concat(parts, -1),) for parts in students_parts]
+    return teacher_parts, students_parts
 
 
 @tf.custom_gradient

@@ -14,8 +14,8 @@ class FlatBatchNorm(tf_keras.layers.BatchNormalization):
     Keras fuses only 4-D and 5-D inputs. On (B, H) it builds the moments and the
     normalisation from separate element-wise ops and differentiates each of them, about
     fifteen passes over the activations per layer. Seen as (B, 1, 1, H) the same
-    normalisation is one ``FusedBatchNormV3`` and one gradient kernel, 2.6× less CPU time
-    per 10000 × 400 layer. The moving statistics follow Keras' rule (the biased batch
+    normalisation is one ``FusedBatchNormV3`` and one gradient kernel, a third of the CPU
+    time per 10000 × 400 layer (``benchmarks/step_parts.py``). The moving statistics follow Keras' rule (the biased batch
     variance, ``momentum``); inference, the variables, checkpoints and exports are Keras' own.
     Compiled by XLA (``train.jit_compile``) it keeps Keras' element-wise ops, which XLA fuses
     itself: XLA's own lowering of the fused kernel made a CPU training step 2× slower.
