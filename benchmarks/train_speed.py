@@ -1,13 +1,17 @@
 """Training throughput (examples/s) of the models on Frappe: steps only, and real epochs.
 
-    .venv/bin/python benchmarks/train_speed.py --transform-dir DIR [--steps 30] [--models all]
-                                               [--output FILE.json]
+    .venv/bin/python benchmarks/train_speed.py --transform-dir DIR [--rounds 12] [--steps 5]
+                                               [--models all] [--output FILE.json]
 
-The models (default FSDNet and DCNv2; ``all``: every preset) are timed in one run,
-alternating, with the shipped frappe settings (batch 10000), and their trainable
-parameters counted; for --real-epochs models (default FSDNet and DCNv2) epochs 2–4 also run
-through fsdnet-train's own epoch loop. It also measures this machine's fp32 matmul rate and FSDNet's and
-DCNv2's multiply-add count, which bound the throughput any implementation can reach here.
+The models (default FSDNet and DCNv2; ``all``: every preset) run with the shipped frappe
+settings (batch 10000), their trainable parameters counted. Shared machines drift by tens of
+percent within a minute, so every figure is paired: each round runs ``--steps`` full batches
+of every model back to back, then times this machine's fp32 matmul (a 10000×400×400 product);
+ratios (FSDNet's overhead over DCNv2, each model's share of the matmul ceiling its multiply-adds
+allow) are taken within a round and reported as the median over rounds with their quartiles.
+For --real-epochs models (default FSDNet and DCNv2) each of epochs 2–4 runs through
+fsdnet-train's own epoch loop and is followed at once by the same number of full batches
+stepped alone; the real ÷ steps-only ratio is the median of those pairs.
 """
 from fsdnet_tf import _env  # noqa: F401
 
@@ -25,15 +29,24 @@ import tensorflow as tf
 import tf_keras
 
 
-def matmul_gflops() -> float:
+def matmul_probe():
+    """A callable timing this machine's fp32 matmul rate (GFLOP/s) over ``products`` products."""
     a, w = tf.random.normal([10000, 400]), tf.random.normal([400, 400])
-    f = tf.function(lambda a, w: tf.matmul(a, w))
-    f(a, w)
-    started = time.perf_counter()
-    for _ in range(30):
-        out = f(a, w)
-    out.numpy()
-    return 2 * 10000 * 400 * 400 * 30 / (time.perf_counter() - started) / 1e9
+    product = tf.function(lambda a, w: tf.matmul(a, w))
+    product(a, w).numpy()
+
+    def gflops(products: int = 10) -> float:
+        started = time.perf_counter()
+        for _ in range(products):
+            out = product(a, w)
+        out.numpy()
+        return 2 * 10000 * 400 * 400 * products / (time.perf_counter() - started) / 1e9
+    return gflops
+
+
+def median_and_quartiles(values: list) -> dict:
+    low, median, high = np.percentile(values, [25, 50, 75])
+    return {"median": round(float(median), 4), "quartiles": [round(float(low), 4), round(float(high), 4)]}
 
 
 def model_flops_per_example(cfg, fields: int) -> float:
@@ -78,25 +91,44 @@ def trainer_for(name: str, transform_dir: str):
     return trainer
 
 
-def real_epoch_rate(trainer, steps_per_execution: int) -> float:
-    """Examples/s of epochs 2–4 through the trainer's own epoch loop (epoch 1 traces and warms up)."""
+def timed_steps(trainer, batches: list) -> float:
+    """Seconds to step through ``batches``, waiting for the last step's result."""
+    started = time.perf_counter()
+    for batch in batches:
+        values = trainer._train_step(batch)
+    float(values["loss"])
+    return time.perf_counter() - started
+
+
+def paired_real_epochs(trainer, batches: list, steps_per_execution: int, gflops, flops: float | None,
+                       epochs: int = 4) -> dict:
+    """Examples/s of epochs 2..``epochs`` through the trainer's own epoch loop (epoch 1 traces and
+    warms up), each paired with as many full batches stepped alone and a matmul probe right after it."""
     trainer.epoch_runner.steps_per_execution = steps_per_execution
-    seconds, examples = 0.0, 0
-    for epoch in range(1, 5):
+    batch_size = trainer.config.train.batch_size
+    real, alone, machine = [], [], []
+    for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         sums, steps = trainer.epoch_runner.run(epoch, None)
         float(sums["loss"])
+        seconds = time.perf_counter() - started
         if epoch > 1:
-            seconds += time.perf_counter() - started
-            examples += min(steps * trainer.config.train.batch_size, trainer.train_input.num_examples)
-    return examples / seconds
+            real.append(min(steps * batch_size, trainer.train_input.num_examples) / seconds)
+            full = [batches[i % len(batches)] for i in range(trainer.train_input.num_examples // batch_size)]
+            alone.append(len(full) * batch_size / timed_steps(trainer, full))
+            machine.append(gflops())
+    shares = {"fraction_of_ceiling": median_and_quartiles([r * flops / (g * 1e9) for r, g in zip(real, machine)])}
+    return {"real_epoch_examples_per_second": round(float(np.median(real))),
+            "steps_only_beside_it": round(float(np.median(alone))),
+            "real_over_steps_only": median_and_quartiles([r / a for r, a in zip(real, alone)]),
+            **(shares if flops else {})}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--transform-dir", required=True)
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=5, help="full batches per model per round")
+    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--models", default="fsdnet,dcnv2",
                         help="comma-separated model types (TYPE+xla: with train.jit_compile; TYPE+keras_bn: Keras' "
                              "unfused BatchNormalization in the deep blocks), or all")
@@ -125,38 +157,39 @@ def main() -> int:
     if any(len(b) < args.steps for b in batches.values()):
         parser.error(f"--steps {args.steps}: not enough full batches")
     for t, tr in trainers.items():          # trace and warm up
-        tr._train_step(batches[t][0])
-    seconds = {t: [] for t in trainers}
-    for _ in range(args.rounds):
-        for t, tr in trainers.items():
-            started = time.perf_counter()
-            for batch in batches[t]:
-                values = tr._train_step(batch)
-            float(values["loss"])
-            seconds[t].append(time.perf_counter() - started)
-    batch_size = trainers["fsdnet"].config.train.batch_size
-    rates = {t: batch_size * len(batches[t]) / float(np.median(s)) for t, s in seconds.items()}
-    chunks = [int(k) for k in args.steps_per_execution.split(",")]
-    epochs = {t if k == 1 else f"{t}, K={k}": real_epoch_rate(trainers[t], k)
-              for t in filter(None, args.real_epochs.split(",")) for k in chunks}
-    gflops = matmul_gflops()
+        timed_steps(tr, batches[t][:2])
+    gflops = matmul_probe()
     fields = len(trainers["fsdnet"].transform.contract.fields)
-    flops = {t: model_flops_per_example(trainers[t].config.model, fields) for t in ("fsdnet", "dcnv2")}
+    # The multiply-add count is FSDNet's and DCNv2's shape; the zoo's other models have their own.
+    flops = {t: model_flops_per_example(tr.config.model, fields) for t, tr in trainers.items()
+             if model_type_of(t) in ("fsdnet", "dcnv2")}
+    batch_size = trainers["fsdnet"].config.train.batch_size
+    rates, machine = {t: [] for t in trainers}, []
+    for round_ in range(args.rounds):
+        # Alternating the order, so that neither model always runs right after the matmul probe.
+        for t in (list(trainers) if round_ % 2 == 0 else list(trainers)[::-1]):
+            rates[t].append(batch_size * args.steps / timed_steps(trainers[t], batches[t]))
+        machine.append(gflops())
+    chunks = [int(k) for k in args.steps_per_execution.split(",")]
+    epochs = {t if k == 1 else f"{t}, K={k}": paired_real_epochs(trainers[t], batches[t], k, gflops, flops.get(t))
+              for t in filter(None, args.real_epochs.split(",")) for k in chunks}
+
+    def overhead(suffix: str = "") -> dict:
+        return median_and_quartiles([d / f - 1 for d, f in zip(rates[f"dcnv2{suffix}"], rates[f"fsdnet{suffix}"])])
     result = {
         "measured": f"{datetime.date.today().isoformat()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}",
-        "examples_per_second": {t: round(r) for t, r in rates.items()},
-        "real_epoch_examples_per_second": {t: round(r) for t, r in epochs.items()},
-        "real_epoch_over_steps_only": {t: round(r / rates[t.split(",")[0]], 3) for t, r in epochs.items()},
+        "examples_per_second": {t: round(float(np.median(r))) for t, r in rates.items()},
+        "real_epochs": epochs,
         "parameters": {t: count_parameters(tr.model) for t, tr in trainers.items() if t == model_type_of(t)},
-        "fsdnet_overhead_over_dcnv2": round(rates["dcnv2"] / rates["fsdnet"] - 1, 4),
-        **{f"fsdnet_overhead_over_dcnv2_with_{suffix[1:]}": round(rates[f"dcnv2{suffix}"] / rates[f"fsdnet{suffix}"] - 1, 4)
+        "fsdnet_overhead_over_dcnv2": overhead(),
+        **{f"fsdnet_overhead_over_dcnv2_with_{suffix[1:]}": overhead(suffix)
            for suffix in SUFFIXES if {f"fsdnet{suffix}", f"dcnv2{suffix}"} <= set(rates)},
-        "speedup_over_keras_batch_norm": {t: round(rates[t] / rates[t + KERAS_BN_SUFFIX], 3)
-                                          for t in rates if t + KERAS_BN_SUFFIX in rates},
-        "matmul_gflops": round(gflops, 1),
+        "speedup_over_keras_batch_norm": {t: median_and_quartiles([a / b for a, b in zip(r, rates[t + KERAS_BN_SUFFIX])])
+                                          for t, r in rates.items() if t + KERAS_BN_SUFFIX in rates},
+        "matmul_gflops": median_and_quartiles(machine),
         "mflop_per_example": {t: round(f / 1e6, 3) for t, f in flops.items()},
-        "matmul_ceiling_examples_per_second": {t: round(gflops * 1e9 / f) for t, f in flops.items()},
-        "fraction_of_ceiling": {t: round(rates[t] * flops[t] / (gflops * 1e9), 3) for t in flops},
+        "fraction_of_ceiling": {t: median_and_quartiles([r * flops[t] / (g * 1e9) for r, g in zip(rates[t], machine)])
+                                for t in flops},
         "steps": args.steps, "rounds": args.rounds, "batch_size": batch_size,
         "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                     "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}}
