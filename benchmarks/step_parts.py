@@ -1,11 +1,13 @@
-"""CPU time of three parts of a training step, each against the code it replaced (2026-12-02).
+"""CPU time of four parts of a training step, each against the code it replaced (2026-12-02/03).
 
     .venv/bin/python benchmarks/step_parts.py [--rounds 5]
 
 One thread, CPU time per call (forward + backward, batch 10000), the best of ``--rounds``:
 BatchNorm of a 10000 × 400 layer (Keras' unfused ops vs FlatBatchNorm), dropout of one
 (selecting between x·scale and 0 vs multiplying by a scale-or-zero mask) and FSDNet's hint over
-two students on Frappe's fused parts (160 + 400 wide; per-student autodiff vs summed_hint).
+two students on Frappe's fused parts (160 + 400 wide; per-student autodiff vs summed_hint), and
+one prediction head on those parts (autodiff, whose part gradients are (B × 1)·(1 × width)
+matmuls, vs PartsLogit's broadcast products).
 """
 from fsdnet_tf import _env  # noqa: F401
 
@@ -28,6 +30,13 @@ def select_dropout(x, rate, seed):
     words = tf.random.stateless_uniform([(size + 1) // 2], seed, minval=None, maxval=None, dtype=tf.uint32)
     keep = tf.reshape(tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:size] < threshold, tf.shape(x))
     return tf.where(keep, x * tf.cast(MASK_LEVELS / threshold, x.dtype), tf.zeros([], x.dtype))
+
+
+def autodiff_parts_logit(kernel, bias, *parts):
+    """PartsLogit before 2026-12-03: the same logit, differentiated by autodiff."""
+    kernels = tf.split(kernel, [int(x.shape[-1]) for x in parts], axis=0)
+    logit = tf.add_n([tf.matmul(x, w) for x, w in zip(parts, kernels, strict=True)])
+    return tf.squeeze(tf.nn.bias_add(logit, bias), axis=-1)
 
 
 def cpu_ms(step, args, rounds: int, calls: int = 10) -> float:
@@ -60,6 +69,7 @@ def main() -> int:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from fsdnet_tf import losses
     from fsdnet_tf.layers.batch_norm import FlatBatchNorm
+    from fsdnet_tf.layers.fusion import _parts_logit
     from fsdnet_tf.layers.towers import stateless_dropout_16bit
     x = tf.nn.relu(tf.random.normal([BATCH, WIDTH]))
     layers = {"keras": tf_keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5),
@@ -67,6 +77,11 @@ def main() -> int:
     seed = tf.constant([3, 4], tf.int64)
     teacher = (tf.random.normal([BATCH, 160]), tf.random.normal([BATCH, 400]))
     students = [(tf.random.normal([BATCH, 160]), tf.random.normal([BATCH, 400])) for _ in range(2)]
+
+    kernel, bias, upstream = tf.random.normal([560, 1]), tf.zeros([1]), tf.random.normal([BATCH])
+
+    def head(fn):
+        return lambda kernel, bias, c, h: fn(kernel, bias, c, h) * upstream
 
     def per_student_hint(t, s1, s2):
         return tf.add_n([tf.reduce_sum(losses.hint_mse(t, s)) for s in (s1, s2)])
@@ -79,7 +94,9 @@ def main() -> int:
         "dropout": {name: (gradient_step(lambda x, fn=fn: fn(x, RATE, seed), [0]), (x,))
                     for name, fn in (("select", select_dropout), ("mask", stateless_dropout_16bit))},
         "hint": {name: (gradient_step(fn, [0, 1, 2]), (teacher, *students))
-                 for name, fn in (("per_student_autodiff", per_student_hint), ("summed_hint", summed))}}
+                 for name, fn in (("per_student_autodiff", per_student_hint), ("summed_hint", summed))},
+        "head": {name: (gradient_step(head(fn), [0, 1, 2, 3]), (kernel, bias, *teacher))
+                 for name, fn in (("autodiff", autodiff_parts_logit), ("parts_logit", _parts_logit))}}
     result = {part: {name: round(cpu_ms(step, inputs, args.rounds), 1) for name, (step, inputs) in pair.items()}
               for part, pair in parts.items()}
     for part, times in result.items():

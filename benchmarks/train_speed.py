@@ -8,7 +8,7 @@ settings (batch 10000), their trainable parameters counted. Shared machines drif
 percent within a minute, so every figure is paired: each round runs ``--steps`` full batches
 of every model back to back, then times this machine's fp32 matmul (a 10000×400×400 product);
 ratios (FSDNet's overhead over DCNv2, each model's share of the matmul ceiling its multiply-adds
-allow) are taken within a round and reported as the median over rounds with their quartiles.
+allow, the share of its step its own products take when timed alone) are taken within a round and reported as the median over rounds with their quartiles.
 For --real-epochs models (default FSDNet and DCNv2) each of epochs 2–4 runs through
 fsdnet-train's own epoch loop and is followed at once by the same number of full batches
 stepped alone; the real ÷ steps-only ratio is the median of those pairs.
@@ -49,14 +49,38 @@ def median_and_quartiles(values: list) -> dict:
     return {"median": round(float(median), 4), "quartiles": [round(float(low), 4), round(float(high), 4)]}
 
 
+def model_products(cfg, fields: int) -> list:
+    """(input width, output width) of every weight product of FSDNet's or DCNv2's forward pass."""
+    d0 = fields * cfg.embedding_dim
+    widths = [d0, *cfg.deep_units]
+    heads = 1 if cfg.type == "dcnv2" else cfg.cross_layers
+    return ([(d0, d0)] * cfg.cross_layers + list(zip(widths[:-1], widths[1:]))
+            + [(d0 + cfg.deep_units[-1], 1)] * heads)
+
+
 def model_flops_per_example(cfg, fields: int) -> float:
     """Forward multiply-adds ×2 (FLOPs) ×3 (forward + both backward products)."""
-    d0 = fields * cfg.embedding_dim
-    width = cfg.deep_units[0]
-    cross = cfg.cross_layers * d0 * d0
-    deep = d0 * width + (len(cfg.deep_units) - 1) * width * width
-    heads = (1 if cfg.type == "dcnv2" else cfg.cross_layers) * (d0 + width)
-    return 2 * 3 * (cross + deep + heads)
+    return 2 * 3 * sum(k * n for k, n in model_products(cfg, fields))
+
+
+def products_probe(cfg, fields: int, batch_size: int):
+    """A callable timing (seconds) the model's own products for one batch, each forward and both
+    backward (X·W, dY·Wᵀ, Xᵀ·dY) in float32: the step with every other op taken away."""
+    shapes = model_products(cfg, fields)
+    inputs = [(tf.random.normal([batch_size, k]), tf.random.normal([k, n]), tf.random.normal([batch_size, n]))
+              for k, n in shapes]
+
+    @tf.function
+    def products():
+        return [out for x, w, dy in inputs
+                for out in (tf.matmul(x, w), tf.matmul(dy, w, transpose_b=True), tf.matmul(x, dy, transpose_a=True))]
+    products()[-1].numpy()
+
+    def seconds() -> float:
+        started = time.perf_counter()
+        products()[-1].numpy()
+        return time.perf_counter() - started
+    return seconds
 
 
 XLA_SUFFIX = "+xla"
@@ -164,12 +188,15 @@ def main() -> int:
     flops = {t: model_flops_per_example(tr.config.model, fields) for t, tr in trainers.items()
              if model_type_of(t) in ("fsdnet", "dcnv2")}
     batch_size = trainers["fsdnet"].config.train.batch_size
-    rates, machine = {t: [] for t in trainers}, []
+    own_products = {t: products_probe(trainers[t].config.model, fields, batch_size) for t in ("fsdnet", "dcnv2")}
+    rates, machine, products_share = {t: [] for t in trainers}, [], {t: [] for t in own_products}
     for round_ in range(args.rounds):
         # Alternating the order, so that neither model always runs right after the matmul probe.
         for t in (list(trainers) if round_ % 2 == 0 else list(trainers)[::-1]):
             rates[t].append(batch_size * args.steps / timed_steps(trainers[t], batches[t]))
         machine.append(gflops())
+        for t, probe in own_products.items():
+            products_share[t].append(probe() * rates[t][-1] / batch_size)
     chunks = [int(k) for k in args.steps_per_execution.split(",")]
     epochs = {t if k == 1 else f"{t}, K={k}": paired_real_epochs(trainers[t], batches[t], k, gflops, flops.get(t))
               for t in filter(None, args.real_epochs.split(",")) for k in chunks}
@@ -190,6 +217,8 @@ def main() -> int:
         "mflop_per_example": {t: round(f / 1e6, 3) for t, f in flops.items()},
         "fraction_of_ceiling": {t: median_and_quartiles([r * flops[t] / (g * 1e9) for r, g in zip(rates[t], machine)])
                                 for t in flops},
+        # The model's own products timed alone, as a share of its step: what is left for every other op.
+        "own_products_share_of_step": {t: median_and_quartiles(v) for t, v in products_share.items()},
         "steps": args.steps, "rounds": args.rounds, "batch_size": batch_size,
         "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                     "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}}

@@ -132,3 +132,25 @@ def test_objective_reads_the_hint_from_the_parts():
     values = losses.Objective(objective(ModelConfig(deep_units=(8, 8, 8))))(
         tf.constant([1, 0]), ModelOutputs(logits, wrong, None, {}, parts))
     assert float(values.logged["hint"]) == pytest.approx((2.0 - 0.0) ** 2 + (2.0 - 1.0) ** 2)
+
+
+@pytest.mark.parametrize("widths", [(3, 5), (7,)])
+def test_parts_head_gradients_equal_autodiff_of_a_dense_layer(widths):
+    """The hand-written gradient of every part, the kernel and the bias is autodiff's of Dense(1)."""
+    rng = np.random.default_rng(1)
+    parts = tuple(tf.constant(rng.normal(size=(6, w)).astype(np.float32)) for w in widths)
+    upstream = tf.constant(rng.normal(size=(6,)).astype(np.float32))
+    head, dense = PartsLogit(), tf_keras.layers.Dense(1)
+    head(parts), dense(tf.concat(parts, -1))
+    head.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in head.get_weights()])
+    dense.set_weights(head.get_weights())
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(parts)
+        mine = tf.reduce_sum(head(parts) * upstream)
+        theirs = tf.reduce_sum(dense(tf.concat(parts, -1))[:, 0] * upstream)
+    np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-5)
+    ours = tape.gradient(mine, [*parts, head.kernel, head.bias])
+    reference = tape.gradient(theirs, [*parts, dense.kernel, dense.bias])
+    for got, want in zip(ours, reference, strict=True):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-6)
