@@ -79,8 +79,8 @@ class PartsLogit(tf_keras.layers.Layer):
         super().__init__(dtype="float32", **kwargs)
 
     def build(self, input_shape):
-        self.widths = [int(shape[-1]) for shape in input_shape]
-        self.kernel = self.add_weight("kernel", shape=[sum(self.widths), 1], initializer=glorot_normal())
+        width = sum(int(shape[-1]) for shape in input_shape)
+        self.kernel = self.add_weight("kernel", shape=[width, 1], initializer=glorot_normal())
         self.bias = self.add_weight("bias", shape=[1], initializer="zeros")
 
     def call(self, parts: tuple[tf.Tensor, ...]) -> tf.Tensor:
@@ -90,13 +90,12 @@ class PartsLogit(tf_keras.layers.Layer):
 
 @tf.custom_gradient
 def _parts_logit(kernel: tf.Tensor, bias: tf.Tensor, *parts: tf.Tensor):
-    kernels = tf.split(kernel, [int(x.shape[-1]) for x in parts], axis=0) if len(parts) > 1 else [kernel]
+    kernels = tf.split(kernel, [int(x.shape[-1]) for x in parts], axis=0)
     logit = tf.add_n([tf.matmul(x, w) for x, w in zip(parts, kernels, strict=True)])
 
     def gradient(upstream):
         column = upstream[:, None]
-        kernel_gradient = [tf.matmul(x, column, transpose_a=True) for x in parts]
-        return ([tf.concat(kernel_gradient, axis=0) if len(parts) > 1 else kernel_gradient[0],
-                 tf.reduce_sum(upstream, axis=0, keepdims=True)]
+        kernel_gradient = tf.concat([tf.matmul(x, column, transpose_a=True) for x in parts], axis=0)
+        return ([kernel_gradient, tf.reduce_sum(upstream, axis=0, keepdims=True)]
                 + [column * tf.transpose(w) for w in kernels])
     return tf.squeeze(tf.nn.bias_add(logit, bias), axis=-1), gradient
