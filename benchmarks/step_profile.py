@@ -91,6 +91,8 @@ def main() -> int:
     parser.add_argument("--one-thread", action="store_true", help="run TF on one thread (op times are CPU times)")
     parser.add_argument("--output", help="also write the full breakdown to this JSON file")
     args = parser.parse_args()
+    if args.steps < 1:
+        parser.error(f"--steps {args.steps}: must be at least 1")
     if args.one_thread:
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)

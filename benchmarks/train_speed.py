@@ -162,6 +162,9 @@ def main() -> int:
     parser.add_argument("--steps-per-execution", default="1",
                         help="comma-separated train.steps_per_execution values for the real epochs")
     args = parser.parse_args()
+    for flag in ("steps", "rounds"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} {getattr(args, flag)}: must be at least 1")
     from fsdnet_tf.config import PARALLEL_TYPES as MODEL_TYPES
     from fsdnet_tf.models import count_parameters
     models = list(MODEL_TYPES) if args.models == "all" else [m.strip() for m in args.models.split(",")]
